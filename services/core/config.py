@@ -1,0 +1,297 @@
+"""The relay configuration: YAML (or a legacy chatmail.ini) -> one frozen object.
+
+The schema is the set of dataclasses below; every default lives here and is
+documented in conf/chatmail.yaml. `load_config()` is called once in each
+daemon's `main()` and the result is passed down, never stored globally.
+
+Errors are `ConfigError("<file>: <key.path>: <problem>")`, one line, so a
+daemon that refuses to start tells the operator exactly what to fix.
+"""
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; str() is the one-line message."""
+
+
+class Size(int):
+    """A byte count written as `500M`, `1G`, `200K` or a plain number (binary units, as Dovecot)."""
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(value) -> Size:
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 500M, got a boolean")
+    if isinstance(value, int):
+        return Size(value)
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ValueError(f"expected a size such as 500M or 1G, got {value!r}")
+    return Size(int(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
+
+
+ENDPOINT_KINDS = ("tcp", "tcp6", "unix", "systemd", "ssl")
+
+
+def _check_endpoint(value: str) -> None:
+    if value.split(":", 1)[0] not in ENDPOINT_KINDS:
+        raise ValueError(
+            f"expected a Twisted endpoint string ({', '.join(ENDPOINT_KINDS)}), got {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class DoveauthConfig:
+    listen: str = "unix:/run/chatmail/doveauth.socket:mode=660"
+    metrics: typing.Optional[str] = None
+    username_min_length: int = 9
+    username_max_length: int = 9
+    password_min_length: int = 9
+    nocreate_file: str = "/etc/chatmail-nocreate"
+    max_load_1m: float = 5.0
+    min_available_memory: Size = Size(200 << 20)
+    min_free_disk_space: Size = Size(1 << 30)
+    uid: str = "vmail"
+    gid: str = "vmail"
+    threads: int = 4
+
+
+@dataclass(frozen=True)
+class LastloginConfig:
+    listen: str = "unix:/run/chatmail/lastlogin.socket:mode=660"
+    metrics: typing.Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    listen: str = "unix:/run/chatmail/metadata.socket:mode=660"
+    metrics: typing.Optional[str] = None
+    notify_url: str = "https://notifications.delta.chat/notify"
+    notify_ca_file: typing.Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FilterDirection:
+    listen: str
+    reinject: str
+
+
+@dataclass(frozen=True)
+class DkimSign:
+    selector: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    verify: bool = True
+    nameservers: typing.Tuple[str, ...] = ()
+    sign: typing.Optional[DkimSign] = None
+
+
+@dataclass(frozen=True)
+class FiltermailConfig:
+    outgoing: FilterDirection = FilterDirection(
+        "tcp:10080:interface=127.0.0.1", "tcp:127.0.0.1:10025"
+    )
+    incoming: FilterDirection = FilterDirection(
+        "tcp:10081:interface=127.0.0.1", "tcp:127.0.0.1:10026"
+    )
+    dkim: DkimConfig = DkimConfig()
+    metrics: typing.Optional[str] = None
+    max_user_send_per_minute: int = 60
+    max_user_send_burst_size: int = 10
+    passthrough_senders: typing.Tuple[str, ...] = ()
+    passthrough_recipients: typing.Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExpireConfig:
+    delete_inactive_users_after: int = 90
+    delete_mails_after: int = 20
+    delete_large_after: int = 7
+
+
+@dataclass(frozen=True)
+class Config:
+    mail_domain: str
+    mailboxes_dir: str = ""  # default: /home/vmail/mail/<mail_domain>
+    storage: str = "files"
+    max_message_size: int = 31457280
+    max_mailbox_size: Size = Size(500 << 20)
+    doveauth: DoveauthConfig = DoveauthConfig()
+    lastlogin: LastloginConfig = LastloginConfig()
+    metadata: MetadataConfig = MetadataConfig()
+    filtermail: FiltermailConfig = FiltermailConfig()
+    expire: ExpireConfig = ExpireConfig()
+    path: str = field(default="", compare=False)
+    warnings: typing.Tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def mailboxes_path(self) -> Path:
+        return Path(self.mailboxes_dir)
+
+
+# Keys that are set by the loader, never read from a file.
+_INTERNAL = {"path", "warnings"}
+
+
+def _convert(tp, value, keypath):
+    """Convert one YAML value to the annotated type, or raise ValueError."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner, value, keypath)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, keypath)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = value.split()
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        return tuple(_convert(str, v, f"{keypath}[{i}]") for i, v in enumerate(value))
+    if tp is Size:
+        return parse_size(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ValueError(f"expected a string, got {type(value).__name__}")
+        return str(value)
+    raise TypeError(f"no converter for {tp!r}")  # a bug in the schema, not in the file
+
+
+def _build(cls, data, keypath):
+    if not isinstance(data, dict):
+        raise _KeyError(keypath or "(top)", f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)} - _INTERNAL
+    for key in data:
+        if key not in names:
+            raise _KeyError(_join(keypath, str(key)), "unknown key")
+    values = {}
+    for name in names:
+        if name in data:
+            sub = _join(keypath, name)
+            try:
+                values[name] = _convert(hints[name], data[name], sub)
+            except ValueError as e:
+                raise _KeyError(sub, str(e)) from None
+    try:
+        return cls(**values)
+    except TypeError:
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+                   and f.default is dataclasses.MISSING and f.name not in _INTERNAL]
+        raise _KeyError(_join(keypath, missing[0]), "required key is missing") from None
+
+
+class _KeyError(Exception):
+    def __init__(self, keypath, problem):
+        super().__init__(f"{keypath}: {problem}")
+
+
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _validate(config: Config) -> None:
+    """Cross-field checks: values that are well-typed but impossible."""
+    da = config.doveauth
+    checks = [
+        ("mail_domain", re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", config.mail_domain),
+         "must be a lower-case domain name"),
+        ("doveauth.username_min_length", da.username_min_length >= 1, "must be at least 1"),
+        ("doveauth.username_min_length", da.username_min_length <= da.username_max_length,
+         f"must not exceed doveauth.username_max_length ({da.username_max_length})"),
+        ("doveauth.password_min_length", da.password_min_length >= 1, "must be at least 1"),
+        ("doveauth.threads", 1 <= da.threads <= 64, "must be between 1 and 64"),
+        ("max_message_size", config.max_message_size > 0, "must be positive"),
+        ("storage", config.storage == "files" or re.match(r"^rediss?://", config.storage),
+         "must be 'files' or a redis:// or rediss:// URL"),
+        ("filtermail.max_user_send_per_minute", config.filtermail.max_user_send_per_minute > 0,
+         "must be positive"),
+        ("filtermail.max_user_send_burst_size", config.filtermail.max_user_send_burst_size > 0,
+         "must be positive"),
+    ]
+    for key, ok, problem in checks:
+        if not ok:
+            raise _KeyError(key, problem)
+    for key, value in _endpoints(config):
+        try:
+            _check_endpoint(value)
+        except ValueError as e:
+            raise _KeyError(key, str(e)) from None
+
+
+def _endpoints(config):
+    fm = config.filtermail
+    yield "doveauth.listen", config.doveauth.listen
+    yield "lastlogin.listen", config.lastlogin.listen
+    yield "metadata.listen", config.metadata.listen
+    yield "filtermail.outgoing.listen", fm.outgoing.listen
+    yield "filtermail.incoming.listen", fm.incoming.listen
+    for section in ("doveauth", "lastlogin", "metadata", "filtermail"):
+        metrics = getattr(config, section).metrics
+        if metrics is not None:
+            yield f"{section}.metrics", metrics
+
+
+def config_from_dict(data: dict, path: str = "<config>", warnings=()) -> Config:
+    """Build and validate a Config from already-parsed data (YAML or mapped ini)."""
+    try:
+        config = _build(Config, data, "")
+        if not config.mailboxes_dir:
+            config = dataclasses.replace(
+                config, mailboxes_dir=f"/home/vmail/mail/{config.mail_domain}")
+        _validate(config)
+    except _KeyError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return dataclasses.replace(config, path=str(path), warnings=tuple(warnings))
+
+
+def load_config(path) -> Config:
+    """Read a YAML file, or a legacy chatmail.ini when the name ends in `.ini`."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if path.endswith(".ini"):
+        from .legacyini import ini_to_dict
+
+        try:
+            data, warnings = ini_to_dict(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: {e}") from None
+        return config_from_dict(data, path, warnings)
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: {where}{problem}") from None
+    return config_from_dict(data if data is not None else {}, path)

@@ -1,0 +1,52 @@
+"""Shared fixtures: configs, fresh credentials, an inline pool for unit tests."""
+
+import secrets
+import string
+
+import pytest
+from twisted.internet import defer
+
+from chatmail_services.core.config import config_from_dict
+
+DOMAIN = "chat.example.org"
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """Build a validated Config rooted in tmp_path; keyword sections override."""
+
+    def make(**overrides):
+        data = {"mail_domain": DOMAIN, "mailboxes_dir": str(tmp_path / "mail"),
+                "doveauth": {"nocreate_file": str(tmp_path / "nocreate")}}
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return config_from_dict(data, "test.yaml")
+
+    return make
+
+
+@pytest.fixture
+def new_addr():
+    """A fresh address that passes the default admission rules (9 chars)."""
+
+    def make(domain=DOMAIN):
+        alphabet = string.ascii_lowercase + string.digits
+        return "".join(secrets.choice(alphabet) for _ in range(9)) + "@" + domain
+
+    return make
+
+
+class InlinePool:
+    """Stand-in for runner.BlockingPool in unit tests: runs the call at once on
+    the calling thread and returns a fired Deferred (no reactor, no threads)."""
+
+    def run(self, fn, *args, **kwargs):
+        return defer.maybeDeferred(fn, *args, **kwargs)
+
+
+@pytest.fixture
+def inline_pool():
+    return InlinePool()

@@ -1,0 +1,122 @@
+import re
+
+import pytest
+
+from chatmail_services.core.config import ConfigError, load_config, parse_size
+
+MINIMAL = "mail_domain: chat.example.org\n"
+
+
+def write(tmp_path, text, name="chatmail.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_chatmails(tmp_path):
+    c = load_config(write(tmp_path, MINIMAL))
+    assert c.mailboxes_dir == "/home/vmail/mail/chat.example.org"
+    assert c.storage == "files"
+    assert (c.max_message_size, c.max_mailbox_size) == (31457280, 500 << 20)
+    d = c.doveauth
+    assert (d.username_min_length, d.username_max_length, d.password_min_length) == (9, 9, 9)
+    assert (d.max_load_1m, d.min_available_memory, d.min_free_disk_space) == (5, 200 << 20, 1 << 30)
+    assert d.nocreate_file == "/etc/chatmail-nocreate"
+    f = c.filtermail
+    assert (f.max_user_send_per_minute, f.max_user_send_burst_size) == (60, 10)
+    assert f.outgoing.reinject == "tcp:127.0.0.1:10025"
+    assert f.dkim.verify is True and f.dkim.sign is None
+    assert (c.expire.delete_inactive_users_after, c.expire.delete_mails_after,
+            c.expire.delete_large_after) == (90, 20, 7)
+
+
+def test_the_annotated_example_config_loads():
+    from pathlib import Path
+
+    c = load_config(Path(__file__).parents[2] / "conf" / "chatmail.yaml")
+    assert c.mail_domain == "chat.example.org"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("mail_domain: x.org\nbogus: 1\n", "bogus: unknown key"),
+    ("mail_domain: x.org\ndoveauth: {bogus: 1}\n", "doveauth.bogus: unknown key"),
+    ("mail_domain: x.org\ndoveauth: {username_min_length: nine}\n",
+     "doveauth.username_min_length: expected a whole number"),
+    ("mail_domain: x.org\ndoveauth: {username_min_length: 10, username_max_length: 9}\n",
+     "doveauth.username_min_length: must not exceed doveauth.username_max_length (9)"),
+    ("mail_domain: x.org\nmax_mailbox_size: lots\n", "max_mailbox_size: expected a size"),
+    ("mail_domain: x.org\nstorage: mysql://h\n", "storage: must be 'files' or a redis"),
+    ("mail_domain: x.org\nfiltermail: {dkim: {verify: 'yes'}}\n",
+     "filtermail.dkim.verify: expected true or false"),
+    ("mail_domain: x.org\nfiltermail: {dkim: {sign: {selector: s}}}\n",
+     "filtermail.dkim.sign.key_file: required key is missing"),
+    ("mail_domain: x.org\ndoveauth: {listen: /run/x.sock}\n",
+     "doveauth.listen: expected a Twisted endpoint string"),
+    ("doveauth: {}\n", "mail_domain: required key is missing"),
+    ("mail_domain: Not_A_Domain\n", "mail_domain: must be a lower-case domain name"),
+    ("- a list\n", "(top): expected a mapping"),
+    ("mail_domain: [unclosed\n", "line 2"),
+])
+def test_bad_config_names_file_key_and_problem(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}: ")
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("text,size", [
+    ("500M", 500 << 20), ("1G", 1 << 30), ("200k", 200 << 10), ("31457280", 31457280),
+    (1024, 1024), ("2 GiB", 2 << 30),
+])
+def test_sizes(text, size):
+    assert parse_size(text) == size
+
+
+LEGACY_INI = """\
+[params]
+mail_domain = chat.example.org
+max_user_send_per_minute = 30
+max_mailbox_size = 100M
+username_min_length = 6
+username_max_length = 20
+delete_inactive_users_after = 60
+passthrough_senders = bot@chat.example.org
+passthrough_recipients = @example.net ops@example.com
+filtermail_smtp_port = 11080
+postfix_reinject_port_incoming = 11026
+privacy_mail = privacy@example.org
+some_future_key = 1
+"""
+
+
+def test_legacy_ini_keys_move_to_their_daemons_sections(tmp_path):
+    c = load_config(write(tmp_path, LEGACY_INI, "chatmail.ini"))
+    assert c.mailboxes_dir == "/home/vmail/mail/chat.example.org"
+    assert c.filtermail.max_user_send_per_minute == 30
+    assert c.max_mailbox_size == 100 << 20
+    assert (c.doveauth.username_min_length, c.doveauth.username_max_length) == (6, 20)
+    assert c.expire.delete_inactive_users_after == 60
+    assert c.filtermail.passthrough_senders == ("bot@chat.example.org",)
+    assert c.filtermail.passthrough_recipients == ("@example.net", "ops@example.com")
+    assert c.filtermail.outgoing.listen == "tcp:11080:interface=127.0.0.1"
+    assert c.filtermail.outgoing.reinject == "tcp:127.0.0.1:10025"
+    assert c.filtermail.incoming.reinject == "tcp:127.0.0.1:11026"
+    assert c.warnings == ("params.some_future_key: unknown key, ignored",)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[params]\nmail_domain = x.org\nusername_min_length = many\n",
+     "params.username_min_length: expected a whole number"),
+    ("[other]\nmail_domain = x.org\n", "params: required section [params] is missing"),
+    ("mail_domain = x.org\n", "not a chatmail.ini"),
+])
+def test_bad_legacy_ini_names_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, text, "chatmail.ini"))
