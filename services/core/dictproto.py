@@ -1,0 +1,256 @@
+"""Dovecot dict protocol server: framing, ordering and transactions.
+
+The codec lives in dictcodec; what a key means is the business of a
+`DictHandler` supplied by each daemon (doveauth, lastlogin, metadata).
+This module guarantees the wire behaviour DESIGN.md section 4 promises:
+
+- replies go out in request order, even when a handler answers later
+  (its result is a Deferred, e.g. from a thread pool);
+- transactions are per connection (ids repeat across connections) and their
+  changes reach the handler only at commit; rollback or a lost connection
+  discards them;
+- a malformed line, an overlong line or a failing handler gets `F` (or a log
+  line for commands that take no reply) and the connection stays usable.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+
+from . import dictcodec as codec
+
+
+class DictFailure(Exception):
+    """A handler's way to answer `F` with a reason (no traceback logged)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of a transaction: op is 'set', 'unset' or 'inc'."""
+
+    op: str
+    key: str
+    value: Optional[str] = None
+
+
+class DictHandler:
+    """What a daemon implements; each method may return a value or a Deferred."""
+
+    def lookup(self, key: str, user: str) -> Optional[str]:
+        """The value, or None for not found."""
+        return None
+
+    def iterate(self, path: str, user: str, flags: int, max_rows: int
+                ) -> Iterable[Tuple[str, str]]:
+        """(key, value) rows under `path`; empty by default."""
+        return ()
+
+    def commit(self, user: str, changes: List[Change]) -> None:
+        """Apply a transaction's changes; raise DictFailure to answer `F`."""
+        raise DictFailure("this dict is read-only")
+
+
+# Bounds that keep one connection from growing without limit.
+MAX_TRANSACTIONS = 256
+MAX_CHANGES = 4096
+
+
+@dataclass
+class _Transaction:
+    user: str
+    changes: list
+
+
+class DictServerProtocol(Protocol):
+    # Dovecot's client refuses lines over 64 KiB too (DICT_CLIENT_MAX_LINE_LENGTH).
+    MAX_LENGTH = 64 * 1024
+    log = Logger()
+
+    def __init__(self, handler: DictHandler):
+        self.handler = handler
+        self.dict_name = ""
+        self.hello_user = ""
+        self._buffer = b""
+        self._discarding = False
+        self._replies = deque()
+        self._transactions = {}
+
+    # -- framing -----------------------------------------------------------
+    # Twisted's LineOnlyReceiver stops reading a whole chunk at an overlong
+    # line and drops the lines after it; here an overlong line is answered
+    # with F and skipped, and the lines around it are still served.
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while not self.transport.disconnecting:
+            line, sep, rest = self._buffer.partition(b"\n")
+            if not sep:
+                break
+            self._buffer = rest
+            if self._discarding:
+                self._discarding = False
+                self._overlong(line)
+            elif len(line) > self.MAX_LENGTH:
+                self._overlong(line)
+            else:
+                self.lineReceived(line)
+        if len(self._buffer) > self.MAX_LENGTH:
+            self._buffer = self._buffer[:1]  # keep the command letter for the answer
+            self._discarding = True
+
+    def _overlong(self, line: bytes) -> None:
+        text = codec.decode_line(line[:1])
+        self._malformed(text, "line too long")
+
+    def connectionLost(self, reason=None) -> None:
+        self._transactions.clear()
+
+    # -- dispatch ----------------------------------------------------------
+    def lineReceived(self, line: bytes) -> None:
+        text = codec.decode_line(line.rstrip(b"\r"))
+        try:
+            cmd = codec.parse_command(text)
+            getattr(self, "cmd_" + cmd.kind)(cmd)
+        except codec.DictProtocolError as e:
+            self._malformed(text, str(e))
+
+    def _malformed(self, text: str, problem: str) -> None:
+        if codec.expects_reply(text):
+            self._reply(codec.format_fail(f"malformed request: {problem}"))
+        else:
+            self.log.warn("dict {name}: ignored malformed {cmd!r} line: {problem}",
+                          name=self.dict_name, cmd=text[:1], problem=problem)
+
+    def cmd_H(self, cmd):
+        self.hello_user = cmd.arg(3, "")
+        self.dict_name = cmd.arg(4, "")
+
+    def cmd_L(self, cmd):
+        user = cmd.arg(1, self.hello_user)
+        self._answer(self.handler.lookup, cmd.args[0], user, render=_render_lookup)
+
+    def cmd_I(self, cmd):
+        if len(cmd.args) >= 3:  # 2.3+: flags, max rows, path, user
+            flags, max_rows, path = cmd.args[0], cmd.args[1], cmd.args[2]
+            user = cmd.arg(3, self.hello_user)
+        else:  # 2.2: flags, path
+            flags, max_rows, path, user = cmd.args[0], "0", cmd.arg(1, ""), self.hello_user
+        try:
+            flags, max_rows = int(flags), int(max_rows)
+        except ValueError:
+            raise codec.DictProtocolError("iterate flags and max rows must be numbers")
+        self._answer(self.handler.iterate, path, user, flags, max_rows,
+                     render=lambda rows: _render_rows(rows, max_rows))
+
+    def cmd_B(self, cmd):
+        tid = cmd.args[0]
+        if tid in self._transactions or len(self._transactions) >= MAX_TRANSACTIONS:
+            self.log.warn("dict {name}: refused transaction begin (duplicate id or too many)",
+                          name=self.dict_name)
+            self._transactions[tid] = None  # poisoned: its commit answers F
+            return
+        self._transactions[tid] = _Transaction(cmd.arg(1, self.hello_user), [])
+
+    def cmd_S(self, cmd):
+        self._change(cmd.args[0], Change("set", cmd.args[1], cmd.args[2]))
+
+    def cmd_U(self, cmd):
+        self._change(cmd.args[0], Change("unset", cmd.args[1]))
+
+    def cmd_A(self, cmd):
+        self._change(cmd.args[0], Change("inc", cmd.args[1], cmd.args[2]))
+
+    def cmd_T(self, cmd):
+        """2.4 sets a timestamp for the transaction; we keep our own clock."""
+
+    def cmd_V(self, cmd):
+        """2.4 asks to hide values from logs; we never log values."""
+
+    def cmd_R(self, cmd):
+        self._transactions.pop(cmd.args[0], None)
+
+    def cmd_C(self, cmd):
+        tid = cmd.args[0]
+        trans = self._transactions.pop(tid, None)
+        if trans is None:
+            self._reply(codec.format_commit(False, tid, "unknown or refused transaction"))
+            return
+        render = lambda _: codec.format_commit(True, tid)  # noqa: E731
+        fail = lambda error: codec.format_commit(False, tid, error)  # noqa: E731
+        self._answer(self.handler.commit, trans.user, trans.changes, render=render, fail=fail)
+
+    cmd_D = cmd_C
+
+    def _change(self, tid: str, change: Change) -> None:
+        trans = self._transactions.get(tid)
+        if trans is None:
+            self.log.warn("dict {name}: change for unknown transaction ignored",
+                          name=self.dict_name)
+            return
+        if len(trans.changes) >= MAX_CHANGES:
+            self.log.warn("dict {name}: transaction too large, it will fail",
+                          name=self.dict_name)
+            self._transactions[tid] = None
+            return
+        trans.changes.append(change)
+
+    # -- replies in request order -----------------------------------------
+    def _answer(self, method, *args, render, fail=codec.format_fail):
+        slot = [None]
+        self._replies.append(slot)
+        d = defer.maybeDeferred(method, *args)
+        d.addCallback(render)
+        d.addErrback(self._failed, fail)
+        d.addCallback(self._fill, slot)
+
+    def _reply(self, text: str) -> None:
+        self._replies.append([text])
+        self._flush()
+
+    def _failed(self, failure, fail):
+        if failure.check(DictFailure):
+            return fail(str(failure.value))
+        self.log.failure("dict {name}: handler failed", failure, name=self.dict_name)
+        return fail("internal error")
+
+    def _fill(self, text, slot):
+        slot[0] = text
+        self._flush()
+
+    def _flush(self):
+        out = []
+        while self._replies and self._replies[0][0] is not None:
+            out.append(codec.encode_line(self._replies.popleft()[0]))
+        if out and self.transport is not None and not self.transport.disconnecting:
+            self.transport.write(b"".join(out))
+
+
+def _render_lookup(value: Optional[str]) -> str:
+    return codec.format_not_found() if value is None else codec.format_ok(value)
+
+
+def _render_rows(rows, max_rows: int) -> str:
+    lines = []
+    for key, value in rows:
+        if max_rows and len(lines) >= max_rows:
+            break
+        lines.append(codec.format_iter_row(key, value))
+    lines.append(codec.ITER_END)
+    return "\n".join(lines)
+
+
+class DictServerFactory(Factory):
+    """One handler shared by every connection; connection setup stays cheap."""
+
+    noisy = False  # Dovecot connects per request: no log line per connection
+
+    def __init__(self, handler: DictHandler):
+        self.handler = handler
+
+    def buildProtocol(self, addr):
+        proto = DictServerProtocol(self.handler)
+        proto.factory = self
+        return proto
