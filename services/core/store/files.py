@@ -1,0 +1,145 @@
+"""The embedded store: chatmail's on-disk layout, byte-compatible with existing relays.
+
+    <mailboxes_dir>/<addr>/password              {SHA512-CRYPT}$6$...  (ASCII, no newline)
+                                                 its mtime is the last-login day (UTC midnight)
+    <mailboxes_dir>/<addr>/enforceE2EEincoming   present = incoming cleartext refused
+
+Every write is crash-safe: data goes to a temporary file that is fsynced and
+then linked or renamed into place, and the directory is fsynced after. An
+account is created by `link()`, which fails if the password file exists, so
+of concurrent first logins exactly one wins, across threads and processes.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ..addresses import BadAddress, check_address
+from .base import AccountDamaged, Store, StoreError
+
+PASSWORD = "password"
+ENFORCE_E2EE = "enforceE2EEincoming"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durable_temp(directory: Path, data: bytes, mtime: Optional[int] = None) -> Path:
+    """Write `data` to a fresh temporary file in `directory`, fsynced; return its path."""
+    tmp = directory / f".tmp.{os.getpid()}.{secrets.token_hex(6)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime))
+    return tmp
+
+
+def replace_durable(path: Path, data: bytes) -> None:
+    """Atomically replace `path` with `data` (temp file, fsync, rename, fsync dir)."""
+    tmp = write_durable_temp(path.parent, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+class FilesStore(Store):
+    def __init__(self, mailboxes_dir, mail_domain: str):
+        self.root = Path(mailboxes_dir)
+        self.mail_domain = mail_domain
+
+    def account_dir(self, addr: str) -> Path:
+        try:
+            check_address(addr, self.mail_domain)
+        except BadAddress as e:
+            raise ValueError(f"refusing to use address as a path: {e}") from None
+        return self.root / addr
+
+    def get_password(self, addr: str) -> Optional[str]:
+        path = self.account_dir(addr) / PASSWORD
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except (PermissionError, IsADirectoryError) as e:
+            # This account's file is unusable: refuse, never treat as absent.
+            raise AccountDamaged(f"password file unreadable: {e.strerror}") from None
+        except OSError as e:
+            # The store itself is broken (I/O error, mailboxes_dir not a dir).
+            raise StoreError(f"cannot read password file: {e.strerror}") from None
+        try:
+            text = data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            text = ""
+        if not text.startswith("{"):
+            raise AccountDamaged("password file is empty or not a password hash")
+        return text
+
+    def create_account(self, addr: str, password_hash: str, now: float) -> str:
+        home = self.account_dir(addr)
+        existing = self.get_password(addr)
+        if existing is not None:
+            return existing
+        try:
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            flag = home / ENFORCE_E2EE
+            if not flag.exists():
+                os.replace(write_durable_temp(home, b""), flag)
+            day = int(now) // 86400 * 86400
+            tmp = write_durable_temp(home, password_hash.encode("ascii"), mtime=day)
+            try:
+                os.link(tmp, home / PASSWORD)
+            except FileExistsError:
+                pass  # another login created it first: that one wins
+            finally:
+                tmp.unlink()
+            _fsync_dir(home)
+        except OSError as e:
+            raise StoreError(f"cannot create account: {e.strerror}") from None
+        return self.get_password(addr)
+
+    def iter_accounts(self) -> Iterator[str]:
+        try:
+            entries = os.scandir(self.root)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                if "@" in entry.name and os.path.exists(
+                        os.path.join(entry.path, PASSWORD)):
+                    yield entry.name
+
+    def get_last_login(self, addr: str) -> Optional[int]:
+        try:
+            return int((self.account_dir(addr) / PASSWORD).stat().st_mtime)
+        except FileNotFoundError:
+            return None
+
+    def set_last_login(self, addr: str, day: int) -> bool:
+        path = self.account_dir(addr) / PASSWORD
+        try:
+            if int(path.stat().st_mtime) != day:
+                os.utime(path, (day, day))
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StoreError(f"cannot record last login: {e.strerror}") from None
+        return True
+
+    def enforces_e2ee_incoming(self, addr: str) -> bool:
+        return (self.account_dir(addr) / ENFORCE_E2EE).exists()
+
+    def close(self) -> None:
+        pass

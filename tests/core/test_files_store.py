@@ -1,0 +1,127 @@
+"""The files store: chatmail's on-disk layout, atomic creation, last login."""
+
+import os
+import threading
+
+import pytest
+
+from chatmail_services.core.store import AccountDamaged, day_of
+from chatmail_services.core.store.files import FilesStore
+
+DOMAIN = "chat.example.org"
+NOW = 1_700_000_123
+HASH = "{SHA512-CRYPT}$6$salt$hash"
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FilesStore(tmp_path / "mail", DOMAIN)
+
+
+def test_created_account_has_the_reference_layout(store, tmp_path):
+    addr = "abcdefghi@" + DOMAIN
+    assert store.create_account(addr, HASH, NOW) == HASH
+    home = tmp_path / "mail" / addr
+    assert (home / "password").read_bytes() == HASH.encode()  # no newline
+    assert (home / "enforceE2EEincoming").exists()
+    assert int((home / "password").stat().st_mtime) == day_of(NOW)
+    assert sorted(p.name for p in home.iterdir()) == ["enforceE2EEincoming", "password"]
+
+
+def test_existing_account_keeps_its_hash(store):
+    addr = "abcdefghi@" + DOMAIN
+    store.create_account(addr, HASH, NOW)
+    assert store.create_account(addr, "{SHA512-CRYPT}other", NOW) == HASH
+    assert store.get_password(addr) == HASH
+
+
+def test_concurrent_creations_have_exactly_one_winner(store):
+    addr = "racerace1@" + DOMAIN
+    results, barrier = [], threading.Barrier(16)
+
+    def create(i):
+        barrier.wait()
+        results.append(store.create_account(addr, f"{{SHA512-CRYPT}}h{i}", NOW))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and len(results) == 16
+    assert store.get_password(addr) == results[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"\xff\xfe", b"garbage"])
+def test_empty_or_garbled_password_file_is_damage_not_absence(store, tmp_path, content):
+    addr = "damaged01@" + DOMAIN
+    (tmp_path / "mail" / addr).mkdir(parents=True)
+    (tmp_path / "mail" / addr / "password").write_bytes(content)
+    with pytest.raises(AccountDamaged):
+        store.get_password(addr)
+    with pytest.raises(AccountDamaged):
+        store.create_account(addr, HASH, NOW)
+
+
+def test_unreadable_password_file_is_damage(store, tmp_path):
+    addr = "unreadabl@" + DOMAIN
+    (tmp_path / "mail" / addr / "password").mkdir(parents=True)  # reading a dir fails
+    with pytest.raises(AccountDamaged):
+        store.get_password(addr)
+
+
+def test_reference_relay_password_file_with_newline_is_read(store, tmp_path):
+    addr = "oldrelay1@" + DOMAIN
+    (tmp_path / "mail" / addr).mkdir(parents=True)
+    (tmp_path / "mail" / addr / "password").write_bytes(HASH.encode() + b"\n")
+    assert store.get_password(addr) == HASH
+
+
+@pytest.mark.parametrize("addr", ["../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org",
+                                  "nul\x00l@" + DOMAIN, ".hidden@" + DOMAIN, "noat"])
+def test_unsafe_addresses_never_become_paths(store, addr):
+    with pytest.raises(ValueError):
+        store.get_password(addr)
+    with pytest.raises(ValueError):
+        store.create_account(addr, HASH, NOW)
+
+
+def test_last_login_is_the_password_mtime_day(store, tmp_path):
+    addr = "loginday1@" + DOMAIN
+    store.create_account(addr, HASH, NOW)
+    later = day_of(NOW) + 5 * 86400
+    assert store.set_last_login(addr, later) is True
+    assert store.get_last_login(addr) == later
+    assert int(os.stat(tmp_path / "mail" / addr / "password").st_mtime) == later
+
+
+def test_last_login_for_unknown_address_creates_nothing(store, tmp_path):
+    assert store.set_last_login("nobody123@" + DOMAIN, day_of(NOW)) is False
+    assert store.get_last_login("nobody123@" + DOMAIN) is None
+    assert not (tmp_path / "mail").exists()
+
+
+def test_iter_accounts_lists_only_accounts(store, tmp_path):
+    for name in ("aaaaaaaaa", "bbbbbbbbb"):
+        store.create_account(f"{name}@{DOMAIN}", HASH, NOW)
+    (tmp_path / "mail" / "pending_notifications").mkdir()
+    (tmp_path / "mail" / f"nopasswd1@{DOMAIN}").mkdir()
+    assert sorted(store.iter_accounts()) == [f"aaaaaaaaa@{DOMAIN}", f"bbbbbbbbb@{DOMAIN}"]
+
+
+def test_iter_accounts_of_missing_dir_is_empty(tmp_path):
+    assert list(FilesStore(tmp_path / "absent", DOMAIN).iter_accounts()) == []
+
+
+def test_new_account_enforces_e2ee_incoming(store):
+    addr = "enforcee2@" + DOMAIN
+    assert store.enforces_e2ee_incoming(addr) is False
+    store.create_account(addr, HASH, NOW)
+    assert store.enforces_e2ee_incoming(addr) is True
+
+
+def test_no_temporary_files_are_left_behind(store, tmp_path):
+    addr = "tempfiles@" + DOMAIN
+    store.create_account(addr, HASH, NOW)
+    store.create_account(addr, HASH, NOW)
+    assert not [p for p in (tmp_path / "mail" / addr).iterdir() if p.name.startswith(".tmp")]
