@@ -1,0 +1,92 @@
+"""doveauth's dict front-end: Dovecot 2.3 `passdb`/`userdb { driver = dict }`.
+
+Keys (conf/dovecot/auth.conf writes them with Dovecot's %E escaping):
+
+    shared/passdb/<password>"<user>   -> JSON {password, home, uid, gid} | N
+    shared/userdb/<user>              -> JSON {home, uid, gid} | N
+    iterate shared/userdb/            -> one row per account (`doveadm user '*'`)
+
+Policy calls run in the daemon's thread pool; a store failure becomes `F`
+(Dovecot tells the client to try again), a refusal becomes `N`.
+"""
+
+import json
+
+from prometheus_client import Counter
+from twisted.logger import Logger
+
+from ..core import dictcodec
+from ..core.dictproto import DictFailure, DictHandler
+from ..core.store import StoreError
+
+LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Dict lookups answered by doveauth",
+                  ["db", "result"])
+CREATED = Counter("chatmail_doveauth_accounts_created_total",
+                  "Accounts created on first login")
+REFUSED = Counter("chatmail_doveauth_refusals_total",
+                  "Logins of unknown addresses refused, by reason", ["reason"])
+
+USERDB_PREFIX = "shared/userdb/"
+
+
+class AuthDict(DictHandler):
+    log = Logger()
+
+    def __init__(self, policy, pool):
+        self.policy = policy
+        self.pool = pool
+
+    def lookup(self, key: str, user: str):
+        match key.split("/", 2):
+            case ["shared", "passdb", rest]:
+                password, addr = self._split(rest, 2)
+                d = self.pool.run(self.policy.passdb, addr, password)
+                return d.addCallbacks(self._passdb_reply, self._store_failed,
+                                      errbackArgs=("passdb",))
+            case ["shared", "userdb", rest]:
+                (addr,) = self._split(rest, 1)
+                d = self.pool.run(self.policy.userdb, addr)
+                return d.addCallbacks(self._userdb_reply, self._store_failed,
+                                      errbackArgs=("userdb",))
+        LOOKUPS.labels("other", "not_found").inc()
+        return None
+
+    @staticmethod
+    def _split(rest: str, count: int):
+        try:
+            parts = dictcodec.split_auth_key(rest)
+        except dictcodec.DictProtocolError as e:
+            raise DictFailure(f"malformed key: {e}") from None
+        if len(parts) != count:
+            raise DictFailure("malformed key: wrong number of fields")
+        return parts
+
+    def _passdb_reply(self, result):
+        if result.refusal is not None:
+            LOOKUPS.labels("passdb", "refused").inc()
+            REFUSED.labels(result.refusal.value).inc()
+            level = self.log.error if result.refusal.name == "ACCOUNT_DAMAGED" else self.log.info
+            level("login refused: {reason}", reason=result.refusal.value)
+            return None
+        if result.created:
+            CREATED.inc()
+            self.log.info("account created")
+        LOOKUPS.labels("passdb", "found").inc()
+        return json.dumps(result.fields)
+
+    def _userdb_reply(self, fields):
+        LOOKUPS.labels("userdb", "found" if fields else "not_found").inc()
+        return json.dumps(fields) if fields else None
+
+    def _store_failed(self, failure, db):
+        LOOKUPS.labels(db, "failed").inc()
+        if failure.check(StoreError):
+            self.log.error("{db} lookup failed: {why}", db=db, why=failure.getErrorMessage())
+            raise DictFailure("temporary failure, try again later")
+        return failure
+
+    def iterate(self, path: str, user: str, flags: int, max_rows: int):
+        if path != USERDB_PREFIX:
+            return ()
+        d = self.pool.run(lambda: [(USERDB_PREFIX + a, "") for a in self.policy.users()])
+        return d.addErrback(self._store_failed, "iterate")

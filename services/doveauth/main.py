@@ -1,0 +1,24 @@
+"""`chatmail-doveauth --config FILE`: the passdb/userdb dict daemon."""
+
+import sys
+
+from ..core.dictproto import DictServerFactory
+from ..core.metrics import add_metrics_endpoint
+from ..core.runner import BlockingPool, Daemon, run
+from ..core.store import open_store
+from .dictfront import AuthDict
+from .policy import AccountPolicy
+
+
+def make_service(config, reactor, args=None) -> Daemon:
+    daemon = Daemon(reactor, "doveauth")
+    pool = BlockingPool(reactor, config.doveauth.threads, "doveauth")
+    pool.setServiceParent(daemon)
+    policy = AccountPolicy(config, open_store(config))
+    daemon.listen(config.doveauth.listen, DictServerFactory(AuthDict(policy, pool)), "dict")
+    add_metrics_endpoint(daemon, config.doveauth.metrics)
+    return daemon
+
+
+def main(argv=None) -> None:
+    sys.exit(run("chatmail-doveauth", make_service, argv))

@@ -1,0 +1,95 @@
+"""doveauth over the dict wire: Dovecot's keys in, Dovecot's replies out."""
+
+import json
+
+import pytest
+from twisted.internet.testing import StringTransport
+
+from chatmail_services.core.dictproto import DictServerFactory
+from chatmail_services.core.store.files import FilesStore
+from chatmail_services.doveauth.dictfront import AuthDict
+from chatmail_services.doveauth.policy import AccountPolicy
+
+from .test_policy import FixedProbe
+
+
+@pytest.fixture
+def wire(make_config, inline_pool):
+    config = make_config()
+    policy = AccountPolicy(config, FilesStore(config.mailboxes_dir, config.mail_domain),
+                           FixedProbe())
+    proto = DictServerFactory(AuthDict(policy, inline_pool)).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"H3\t2\t0\t\tauth\n")
+
+    def send(line: str) -> str:
+        proto.dataReceived(line.encode("utf-8", "surrogateescape") + b"\n")
+        out = transport.value().decode()
+        transport.clear()
+        return out
+
+    send.config = config
+    return send
+
+
+def passdb_key(password, addr):
+    esc = lambda s: s.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")  # noqa
+    return f'Lshared/passdb/{esc(password)}"{esc(addr)}\t{addr}'
+
+
+def test_passdb_lookup_creates_and_answers_json(wire, new_addr):
+    addr = new_addr()
+    reply = wire(passdb_key("secret-password", addr))
+    assert reply.startswith("O{") and reply.endswith("\n")
+    fields = json.loads(reply[1:])
+    assert fields["password"].startswith("{SHA512-CRYPT}$6$")
+    assert set(fields) == {"password", "home", "uid", "gid"}
+
+
+def test_password_with_quotes_and_backslashes_is_unescaped(wire, new_addr):
+    from passlib.hash import sha512_crypt
+
+    addr, password = new_addr(), 'a"b\\c\'d-secret'
+    fields = json.loads(wire(passdb_key(password, addr))[1:])
+    assert sha512_crypt.verify(password, fields["password"][len("{SHA512-CRYPT}"):])
+
+
+def test_refused_login_answers_n(wire):
+    assert wire(passdb_key("secret-password", "short@chat.example.org")) == "N\n"
+
+
+def test_userdb_lookup(wire, new_addr):
+    addr = new_addr()
+    assert wire(f"Lshared/userdb/{addr}\t{addr}") == "N\n"
+    wire(passdb_key("secret-password", addr))
+    assert json.loads(wire(f"Lshared/userdb/{addr}\t{addr}")[1:])["home"].endswith(addr)
+
+
+def test_iterate_lists_accounts_and_other_paths_end_at_once(wire, new_addr):
+    addrs = sorted(new_addr() for _ in range(3))
+    for addr in addrs:
+        wire(passdb_key("secret-password", addr))
+    rows = wire("I0\t0\tshared/userdb/\t").split("\n")
+    assert rows[-2:] == ["", ""]
+    assert sorted(rows[:-2]) == [f"Oshared/userdb/{a}\t" for a in addrs]
+    assert wire("I0\t0\tshared/passdb/\t") == "\n"
+
+
+@pytest.mark.parametrize("line", [
+    'Lshared/passdb/no-separator\tu',
+    'Lshared/passdb/a"b"c\tu',
+    'Lshared/passdb/dangling\\\tu',
+])
+def test_malformed_auth_keys_answer_f(wire, line):
+    assert wire(line).startswith("Fmalformed key")
+
+
+def test_unknown_key_is_not_found(wire):
+    assert wire("Lshared/other/thing\tu") == "N\n"
+
+
+def test_store_failure_answers_f_not_n(wire, new_addr, tmp_path):
+    addr = new_addr()
+    (tmp_path / "mail").write_text("not a directory")  # creation cannot succeed
+    assert wire(passdb_key("secret-password", addr)) == "Ftemporary failure, try again later\n"
