@@ -1,0 +1,217 @@
+"""A complete chatmail relay on loopback, from this checkout's conf/ files.
+
+Used by README's first command (`scripts/relay-up`) and by the integration
+tests, so what operators copy from conf/ is what is tested. It renders
+conf/ into a state directory, replacing only the install paths:
+
+    /run/chatmail/                         -> <dir>/run/
+    /etc/dovecot/chatmail-auth.conf.ext    -> <dir>/dovecot/chatmail-auth.conf.ext
+
+then starts the daemons (as user vmail, like the systemd units) and Debian's
+Dovecot (its own base_dir, log file and loopback ports; no system config is
+touched). Not installed with the package: a development and test tool.
+"""
+
+import argparse
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, timeout: float = 20.0, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what}: not ready after {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalRelay:
+    def __init__(self, base: Path, mail_domain: str = "chat.example.org",
+                 imap_port: int = 0, overrides=None):
+        self.base = Path(base)
+        self.mail_domain = mail_domain
+        self.imap_port = imap_port or free_port()
+        self.overrides = overrides or {}
+        self.run_dir = self.base / "run"
+        self.mailboxes = self.base / "mail" / mail_domain
+        self.nocreate = self.base / "chatmail-nocreate"
+        self.config_path = self.base / "chatmail.yaml"
+        self.dovecot_dir = self.base / "dovecot"
+        self.procs = {}
+        self.vmail = pwd.getpwnam("vmail")
+
+    # -- rendering ---------------------------------------------------------
+    def render_conf(self, name: str) -> str:
+        text = (CONF / name).read_text()
+        return (text.replace("/run/chatmail/", f"{self.run_dir}/")
+                .replace("/etc/dovecot/chatmail-auth.conf.ext",
+                         f"{self.dovecot_dir}/chatmail-auth.conf.ext"))
+
+    def config_data(self) -> dict:
+        data = {
+            "mail_domain": self.mail_domain,
+            "mailboxes_dir": str(self.mailboxes),
+            "doveauth": {"listen": f"unix:{self.run_dir}/doveauth.socket:mode=660",
+                         "nocreate_file": str(self.nocreate)},
+            "lastlogin": {"listen": f"unix:{self.run_dir}/lastlogin.socket:mode=660"},
+        }
+        for section, values in self.overrides.items():
+            if isinstance(values, dict):
+                data.setdefault(section, {}).update(values)
+            else:
+                data[section] = values
+        return data
+
+    def render(self) -> None:
+        for d in (self.base, self.run_dir, self.mailboxes.parent, self.mailboxes):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chown(d, self.vmail.pw_uid, self.vmail.pw_gid)
+        self.base.chmod(0o755)
+        self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
+        self.dovecot_dir.mkdir(exist_ok=True)
+        for name in ("chatmail-auth.conf.ext", "90-chatmail.conf"):
+            (self.dovecot_dir / name).write_text(self.render_conf(f"dovecot/{name}"))
+        (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
+
+    def dovecot_main_conf(self) -> str:
+        d = self.dovecot_dir
+        return f"""# local relay: Debian's Dovecot on loopback, with conf/dovecot snippets
+base_dir = {d}/base
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_failure_delay = 0
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+!include {d}/90-chatmail.conf
+"""
+
+    # -- processes ---------------------------------------------------------
+    def start_daemon(self, name: str, *extra):
+        log = open(self.base / f"{name}.log", "ab")
+        cmd = [str(BIN / f"chatmail-{name}"), "--config", str(self.config_path),
+               "--log-level", "debug", *extra]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, user="vmail", group="vmail",
+                                extra_groups=[], cwd=self.base)
+        self.procs[name] = proc
+        socket_path = self.run_dir / f"{name}.socket"
+        wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
+        return proc
+
+    def start_dovecot(self):
+        for sub in ("base", "state"):
+            (self.dovecot_dir / sub).mkdir(exist_ok=True)
+        conf = str(self.dovecot_dir / "dovecot.conf")
+        proc = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL,
+                                stderr=open(self.base / "dovecot.stderr", "ab"))
+        self.procs["dovecot"] = proc
+        wait_for(lambda: port_open(self.imap_port), "dovecot", proc=proc)
+        return proc
+
+    def doveadm(self, *args) -> subprocess.CompletedProcess:
+        return subprocess.run(["doveadm", "-c", str(self.dovecot_dir / "dovecot.conf"), *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def start(self) -> "LocalRelay":
+        self.render()
+        self.start_daemon("doveauth")
+        self.start_daemon("lastlogin")
+        self.start_dovecot()
+        return self
+
+    def stop(self) -> None:
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.procs.clear()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="/var/tmp/chatmail-relay", type=Path)
+    parser.add_argument("--domain", default="chat.example.org")
+    parser.add_argument("--imap-port", type=int, default=1143)
+    parser.add_argument("--fresh", action="store_true", help="remove --dir first")
+    args = parser.parse_args(argv)
+    if args.fresh and args.dir.exists():
+        shutil.rmtree(args.dir)
+    relay = LocalRelay(args.dir, args.domain, args.imap_port)
+    try:
+        relay.start()
+    except RuntimeError as e:
+        relay.stop()
+        sys.stderr.write(f"local relay failed to start: {e}; logs in {args.dir}\n")
+        return 1
+    sys.stdout.write(f"""chatmail local relay is up (state and logs in {args.dir}).
+  IMAP:  127.0.0.1:{relay.imap_port} (plain text, loopback only)
+  Log in with any new address to create it, e.g.:
+    python3 -c "import imaplib; c=imaplib.IMAP4('127.0.0.1', {relay.imap_port}); \\
+print(c.login('abcdefghi@{args.domain}', 'a-secret-password'))"
+  Accounts:  doveadm -c {relay.dovecot_dir}/dovecot.conf user '*'
+Press Ctrl-C to stop.
+""")
+    sys.stdout.flush()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    try:
+        while not stop and all(p.poll() is None for p in relay.procs.values()):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    dead = [n for n, p in relay.procs.items() if p.poll() is not None]
+    relay.stop()
+    if dead:
+        sys.stderr.write(f"stopped because {', '.join(dead)} exited; logs in {args.dir}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""doveauth and lastlogin behind Debian's real Dovecot, driven with imaplib and doveadm."""
+
+import os
+import threading
+
+import pytest
+
+from chatmail_services.core.store import day_of
+
+from .conftest import imap_login, login_ok
+
+PASSWORD = "a-long-secret"
+
+
+def account_dir(relay, addr):
+    return relay.mailboxes / addr
+
+
+def test_first_login_creates_the_account(relay, new_addr):
+    addr = new_addr()
+    conn = imap_login(relay, addr, PASSWORD)
+    typ, _ = conn.select("INBOX")
+    assert typ == "OK"
+    conn.logout()
+    home = account_dir(relay, addr)
+    assert (home / "password").read_text().startswith("{SHA512-CRYPT}$6$")
+    assert (home / "enforceE2EEincoming").exists()
+    assert (home / "cur").is_dir()  # Dovecot made its maildir in our home
+
+
+def test_second_login_with_another_password_fails_and_right_one_works(relay, new_addr):
+    addr = new_addr()
+    assert login_ok(relay, addr, PASSWORD)
+    before = (account_dir(relay, addr) / "password").read_bytes()
+    assert not login_ok(relay, addr, "another-password")
+    assert (account_dir(relay, addr) / "password").read_bytes() == before
+    assert login_ok(relay, addr, PASSWORD)
+
+
+@pytest.mark.parametrize("addr,password", [
+    ("short@chat.example.org", PASSWORD),
+    ("abcdefghij@chat.example.org", PASSWORD),
+    ("abc_def!x@chat.example.org", PASSWORD),
+    ("abcdefghi@elsewhere.org", PASSWORD),
+    ("abcdefghi@chat.example.org", "short"),
+])
+def test_admission_refusals_refuse_login(relay, addr, password):
+    assert not login_ok(relay, addr, password)
+    assert not os.path.exists(account_dir(relay, addr.lower()))
+
+
+def test_switch_file_blocks_new_accounts_but_not_existing_ones(relay, new_addr):
+    existing = new_addr()
+    assert login_ok(relay, existing, PASSWORD)
+    relay.nocreate.touch()
+    fresh = new_addr()
+    assert not login_ok(relay, fresh, PASSWORD)
+    assert not account_dir(relay, fresh).exists()
+    assert login_ok(relay, existing, PASSWORD)
+    relay.nocreate.unlink()
+    assert login_ok(relay, fresh, PASSWORD)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"doveauth": {"min_available_memory": "64T"}},
+    {"doveauth": {"min_free_disk_space": "1024T"}},
+])
+def test_resource_shortage_blocks_new_accounts_only(make_relay, new_addr, overrides):
+    # (high load is covered by the unit tests: the load average of a shared
+    # test machine cannot be set from here)
+    relay = make_relay(**overrides)
+    existing = new_addr()
+    relay.stop()
+    relay.overrides = {}
+    relay.start()
+    assert login_ok(relay, existing, PASSWORD)
+    relay.stop()
+    relay.overrides = overrides
+    relay.start()
+    assert not login_ok(relay, new_addr(), PASSWORD)
+    assert login_ok(relay, existing, PASSWORD)
+
+
+def test_login_updates_the_last_login_day(relay, new_addr):
+    addr = new_addr()
+    assert login_ok(relay, addr, PASSWORD)
+    password = account_dir(relay, addr) / "password"
+    long_ago = day_of(1_600_000_000)
+    os.utime(password, (long_ago, long_ago))
+    conn = imap_login(relay, addr, PASSWORD)
+    conn.logout()
+    import time
+
+    assert int(password.stat().st_mtime) == day_of(time.time())
+
+
+def test_doveadm_user_lists_accounts(relay, new_addr):
+    addrs = sorted(new_addr() for _ in range(3))
+    for addr in addrs:
+        assert login_ok(relay, addr, PASSWORD)
+    result = relay.doveadm("user", "*")
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == addrs
+
+
+def test_concurrent_first_logins_with_different_passwords_have_one_winner(relay, new_addr):
+    addr = new_addr()
+    results, barrier = {}, threading.Barrier(6)
+
+    def attempt(i):
+        barrier.wait()
+        results[i] = login_ok(relay, addr, f"password-number-{i}")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, ok in results.items() if ok]
+    assert len(winners) == 1
+    assert login_ok(relay, addr, f"password-number-{winners[0]}")
