@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from . import dictcodec as codec
 
@@ -65,6 +67,7 @@ class _Transaction:
     changes: list
 
 
+@implementer(IHalfCloseableProtocol)
 class DictServerProtocol(Protocol):
     # Dovecot's client refuses lines over 64 KiB too (DICT_CLIENT_MAX_LINE_LENGTH).
     MAX_LENGTH = 64 * 1024
@@ -78,6 +81,7 @@ class DictServerProtocol(Protocol):
         self._discarding = False
         self._replies = deque()
         self._transactions = {}
+        self._read_closed = False
 
     # -- framing -----------------------------------------------------------
     # Twisted's LineOnlyReceiver stops reading a whole chunk at an overlong
@@ -107,6 +111,16 @@ class DictServerProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._transactions.clear()
+
+    # A client that sends its requests and then shuts down its sending side
+    # still gets every reply; the connection closes after the last one.
+    def readConnectionLost(self) -> None:
+        self._read_closed = True
+        self._transactions.clear()
+        self._flush()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
 
     # -- dispatch ----------------------------------------------------------
     def lineReceived(self, line: bytes) -> None:
@@ -226,6 +240,8 @@ class DictServerProtocol(Protocol):
             out.append(codec.encode_line(self._replies.popleft()[0]))
         if out and self.transport is not None and not self.transport.disconnecting:
             self.transport.write(b"".join(out))
+        if self._read_closed and not self._replies:
+            self.transport.loseConnection()
 
 
 def _render_lookup(value: Optional[str]) -> str:

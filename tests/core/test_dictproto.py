@@ -177,3 +177,12 @@ def test_lost_connection_drops_open_transactions(conn):
     conn.proto.connectionLost(None)
     assert conn.proto._transactions == {}
     assert conn.handler.commits == []
+
+
+def test_half_closed_client_gets_pending_replies_then_the_connection_closes(conn):
+    conn.send(b"Lshared/hold/y\tu\nLshared/a\tu\n")
+    conn.proto.readConnectionLost()
+    assert not conn.transport.disconnecting  # a reply is still owed
+    conn.handler.held["shared/hold/y"].callback("v")
+    assert conn.transport.value() == b"Ov\nO1\n"
+    assert conn.transport.disconnecting
