@@ -140,6 +140,16 @@ service anvil {{
         wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
         return proc
 
+    def restart_daemon(self, name: str, **overrides):
+        """Stop one daemon, rewrite chatmail.yaml with `overrides`, start it again."""
+        proc = self.procs.pop(name)
+        proc.terminate()
+        proc.wait(timeout=10)
+        self.overrides = overrides
+        self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
+        (self.run_dir / f"{name}.socket").unlink(missing_ok=True)
+        return self.start_daemon(name)
+
     def start_dovecot(self):
         for sub in ("base", "state"):
             (self.dovecot_dir / sub).mkdir(exist_ok=True)

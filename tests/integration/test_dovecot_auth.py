@@ -65,19 +65,15 @@ def test_switch_file_blocks_new_accounts_but_not_existing_ones(relay, new_addr):
     {"doveauth": {"min_available_memory": "64T"}},
     {"doveauth": {"min_free_disk_space": "1024T"}},
 ])
-def test_resource_shortage_blocks_new_accounts_only(make_relay, new_addr, overrides):
+def test_resource_shortage_blocks_new_accounts_only(relay, new_addr, overrides):
     # (high load is covered by the unit tests: the load average of a shared
     # test machine cannot be set from here)
-    relay = make_relay(**overrides)
     existing = new_addr()
-    relay.stop()
-    relay.overrides = {}
-    relay.start()
     assert login_ok(relay, existing, PASSWORD)
-    relay.stop()
-    relay.overrides = overrides
-    relay.start()
-    assert not login_ok(relay, new_addr(), PASSWORD)
+    relay.restart_daemon("doveauth", **overrides)
+    fresh = new_addr()
+    assert not login_ok(relay, fresh, PASSWORD)
+    assert not account_dir(relay, fresh).exists()
     assert login_ok(relay, existing, PASSWORD)
 
 
