@@ -64,6 +64,7 @@ class DoveauthConfig:
     uid: str = "vmail"
     gid: str = "vmail"
     threads: int = 4
+    create_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def _validate(config: Config) -> None:
          f"must not exceed doveauth.username_max_length ({da.username_max_length})"),
         ("doveauth.password_min_length", da.password_min_length >= 1, "must be at least 1"),
         ("doveauth.threads", 1 <= da.threads <= 64, "must be between 1 and 64"),
+        ("doveauth.create_threads", 1 <= da.create_threads <= 64, "must be between 1 and 64"),
         ("max_message_size", config.max_message_size > 0, "must be positive"),
         ("storage", config.storage == "files" or re.match(r"^rediss?://", config.storage),
          "must be 'files' or a redis:// or rediss:// URL"),

@@ -32,15 +32,19 @@ USERDB_PREFIX = "shared/userdb/"
 class AuthDict(DictHandler):
     log = Logger()
 
-    def __init__(self, policy, pool):
+    def __init__(self, policy, pool, create_pool=None):
         self.policy = policy
         self.pool = pool
+        # Creations (hashing) get their own threads, so that lookups of
+        # existing accounts never queue behind a burst of first logins.
+        self.create_pool = create_pool or pool
 
     def lookup(self, key: str, user: str):
         match key.split("/", 2):
             case ["shared", "passdb", rest]:
                 password, addr = self._split(rest, 2)
-                d = self.pool.run(self.policy.passdb, addr, password)
+                d = self.pool.run(self.policy.find, addr)
+                d.addCallback(self._create_unless_found, addr, password)
                 return d.addCallbacks(self._passdb_reply, self._store_failed,
                                       errbackArgs=("passdb",))
             case ["shared", "userdb", rest]:
@@ -50,6 +54,11 @@ class AuthDict(DictHandler):
                                       errbackArgs=("userdb",))
         LOOKUPS.labels("other", "not_found").inc()
         return None
+
+    def _create_unless_found(self, found, addr, password):
+        if found is not None:
+            return found
+        return self.create_pool.run(self.policy.create, addr, password)
 
     @staticmethod
     def _split(rest: str, count: int):

@@ -14,8 +14,11 @@ def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "doveauth")
     pool = BlockingPool(reactor, config.doveauth.threads, "doveauth")
     pool.setServiceParent(daemon)
+    create_pool = BlockingPool(reactor, config.doveauth.create_threads, "doveauth-create")
+    create_pool.setServiceParent(daemon)
     policy = AccountPolicy(config, open_store(config))
-    daemon.listen(config.doveauth.listen, DictServerFactory(AuthDict(policy, pool)), "dict")
+    front = AuthDict(policy, pool, create_pool)
+    daemon.listen(config.doveauth.listen, DictServerFactory(front), "dict")
     add_metrics_endpoint(daemon, config.doveauth.metrics)
     return daemon
 

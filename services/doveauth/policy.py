@@ -95,6 +95,14 @@ class AccountPolicy:
 
     def passdb(self, addr: str, password: str) -> PassdbResult:
         """Look up an account, creating it on first login when admission allows."""
+        return self.find(addr) or self.create(addr, password)
+
+    def find(self, addr: str) -> Optional[PassdbResult]:
+        """The answer that needs no new account, or None when one may be created.
+
+        Cheap (no hashing): front-ends run it apart from `create`, so lookups
+        of existing accounts never wait behind a burst of creations.
+        """
         try:
             check_address(addr, self.config.mail_domain)
         except ForeignDomain:
@@ -105,17 +113,20 @@ class AccountPolicy:
             stored = self.store.get_password(addr)
         except AccountDamaged:
             return PassdbResult(refusal=Refusal.ACCOUNT_DAMAGED)
-        created = False
         if stored is None:
-            refusal = self.admission(addr, password)
-            if refusal is not None:
-                return PassdbResult(refusal=refusal)
-            # Hash first, then create: under concurrent first logins the store
-            # keeps exactly one hash and returns it to every caller.
-            stored = self.store.create_account(addr, self.hasher(password), self.clock())
-            created = True
+            return None
+        return PassdbResult(fields=dict(self.userdb_fields(addr), password=stored))
+
+    def create(self, addr: str, password: str) -> PassdbResult:
+        """Create the account of a checked, unknown address if admission allows."""
+        refusal = self.admission(addr, password)
+        if refusal is not None:
+            return PassdbResult(refusal=refusal)
+        # Hash first, then create: under concurrent first logins the store
+        # keeps exactly one hash and returns it to every caller.
+        stored = self.store.create_account(addr, self.hasher(password), self.clock())
         return PassdbResult(fields=dict(self.userdb_fields(addr), password=stored),
-                            created=created)
+                            created=True)
 
     def userdb(self, addr: str) -> Optional[dict]:
         try:

@@ -93,3 +93,40 @@ def test_store_failure_answers_f_not_n(wire, new_addr, tmp_path):
     addr = new_addr()
     (tmp_path / "mail").write_text("not a directory")  # creation cannot succeed
     assert wire(passdb_key("secret-password", addr)) == "Ftemporary failure, try again later\n"
+
+
+class HeldPool:
+    """Stand-in for the creation thread pool whose work never finishes in the
+    test, like threads busy hashing during a burst of first logins."""
+
+    def __init__(self):
+        self.pending = []
+
+    def run(self, fn, *args):
+        from twisted.internet import defer
+
+        d = defer.Deferred()
+        self.pending.append((d, fn, args))
+        return d
+
+
+def test_existing_account_is_answered_while_creations_are_stuck(make_config, inline_pool,
+                                                                  new_addr):
+    config = make_config()
+    policy = AccountPolicy(config, FilesStore(config.mailboxes_dir, config.mail_domain),
+                           FixedProbe())
+    existing = new_addr()
+    policy.passdb(existing, "secret-password")
+    held = HeldPool()
+    factory = DictServerFactory(AuthDict(policy, inline_pool, held))
+    busy, other = factory.buildProtocol(None), factory.buildProtocol(None)
+    for proto in (busy, other):
+        proto.makeConnection(StringTransport())
+    for _ in range(5):
+        busy.dataReceived((passdb_key("secret-password", new_addr()) + "\n").encode())
+    other.dataReceived((passdb_key("secret-password", existing) + "\n").encode())
+    assert other.transport.value().startswith(b'O{"home"')
+    assert busy.transport.value() == b"" and len(held.pending) == 5
+    d, fn, args = held.pending[0]
+    d.callback(fn(*args))  # the first creation finishes: its reply goes out
+    assert busy.transport.value().startswith(b'O{"home"')
