@@ -207,3 +207,15 @@ def test_frozen_redis_times_out_as_unavailable(outage_store, own_server):
         own_server.resume()
     assert outage_store.get_password("frozen123@" + DOMAIN) is None
     assert [m for m in messages(outage_store.events) if "reachable again" in m]
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"socket_timeout": 0}, "redis.socket_timeout: must be more than 0"),
+    ({"key_prefix": ["x"]}, "redis.key_prefix: expected a string"),
+    ({"bogus": 1}, "redis.bogus: unknown key"),
+])
+def test_bad_redis_section_names_the_key(make_config, section, message):
+    from chatmail_services.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make_config(storage="redis://127.0.0.1:6379/0", redis=section)

@@ -12,7 +12,7 @@ TODAY = day_of(time.time())
 
 
 @pytest.fixture(params=["files->redis", "redis->files"])
-def pair(request, make_config, fresh_redis, tmp_path):
+def pair(request, make_config, fresh_redis):
     files = open_store(make_config())
     redis_store = open_store(make_config(storage=fresh_redis.url))
     yield (files, redis_store) if request.param == "files->redis" else (redis_store, files)

@@ -6,6 +6,7 @@ over the sockets as Dovecot does, and kill and restart redis-server under
 the running daemons. The last test puts Debian's Dovecot in front.
 """
 
+import imaplib
 import json
 import socket
 import subprocess
@@ -204,3 +205,17 @@ def test_dovecot_login_creates_the_account_in_redis(make_relay, fresh_redis, new
     assert not (relay.mailboxes / addr / "password").exists()
     assert not login_ok(relay, addr, "another-password")
     assert relay.doveadm("user", "*").stdout.split() == [addr]
+
+
+def test_dovecot_tells_the_client_to_retry_while_redis_is_down(make_relay, own_redis, new_addr):
+    relay = make_relay(storage=own_redis.url, redis={"socket_timeout": 1})
+    addr = new_addr()
+    assert login_ok(relay, addr, "a-long-secret")
+    own_redis.kill()
+    for who in (addr, new_addr()):
+        with pytest.raises(imaplib.IMAP4.error) as refused:
+            imap_login(relay, who, "a-long-secret")
+        assert "UNAVAILABLE" in str(refused.value)  # not AUTHENTICATIONFAILED
+    own_redis.start()
+    assert login_ok(relay, addr, "a-long-secret")
+    assert not login_ok(relay, addr, "another-password")
