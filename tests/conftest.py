@@ -50,3 +50,21 @@ class InlinePool:
 @pytest.fixture
 def inline_pool():
     return InlinePool()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server on loopback for the whole session; tests isolate
+    themselves by key prefix (and FLUSHDB, see `fresh_redis`)."""
+    from .redisserver import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_redis(redis_server):
+    """The session's redis-server, emptied before the test."""
+    redis_server.client().flushdb()
+    return redis_server

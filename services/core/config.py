@@ -124,6 +124,16 @@ class ExpireConfig:
 
 
 @dataclass(frozen=True)
+class RedisConfig:
+    """Read only when `storage` is a redis:// or rediss:// URL."""
+
+    password_file: typing.Optional[str] = None
+    key_prefix: typing.Optional[str] = None  # default: chatmail:<mail_domain>:
+    tls_ca_file: typing.Optional[str] = None
+    socket_timeout: float = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     mail_domain: str
     mailboxes_dir: str = ""  # default: /home/vmail/mail/<mail_domain>
@@ -135,6 +145,7 @@ class Config:
     metadata: MetadataConfig = MetadataConfig()
     filtermail: FiltermailConfig = FiltermailConfig()
     expire: ExpireConfig = ExpireConfig()
+    redis: RedisConfig = RedisConfig()
     path: str = field(default="", compare=False)
     warnings: typing.Tuple[str, ...] = field(default=(), compare=False)
 
@@ -232,6 +243,8 @@ def _validate(config: Config) -> None:
         ("max_message_size", config.max_message_size > 0, "must be positive"),
         ("storage", config.storage == "files" or re.match(r"^rediss?://", config.storage),
          "must be 'files' or a redis:// or rediss:// URL"),
+        ("redis.socket_timeout", 0 < config.redis.socket_timeout <= 60,
+         "must be more than 0 and at most 60 seconds"),
         ("filtermail.max_user_send_per_minute", config.filtermail.max_user_send_per_minute > 0,
          "must be positive"),
         ("filtermail.max_user_send_burst_size", config.filtermail.max_user_send_burst_size > 0,

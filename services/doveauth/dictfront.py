@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from ..core import dictcodec
 from ..core.dictproto import DictFailure, DictHandler
-from ..core.store import StoreError
+from ..core.store import StoreError, StoreUnavailable
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Dict lookups answered by doveauth",
                   ["db", "result"])
@@ -90,7 +90,9 @@ class AuthDict(DictHandler):
     def _store_failed(self, failure, db):
         LOOKUPS.labels(db, "failed").inc()
         if failure.check(StoreError):
-            self.log.error("{db} lookup failed: {why}", db=db, why=failure.getErrorMessage())
+            # An outage is logged once by the store itself, not per request.
+            level = self.log.debug if failure.check(StoreUnavailable) else self.log.error
+            level("{db} lookup failed: {why}", db=db, why=failure.getErrorMessage())
             raise DictFailure("temporary failure, try again later")
         return failure
 

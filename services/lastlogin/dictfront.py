@@ -52,7 +52,13 @@ class LastLoginDict(DictHandler):
         if addr is None:
             return None
         d = self.pool.run(self.store.get_last_login, addr)
-        return d.addCallback(lambda day: None if day is None else str(day))
+        d.addCallback(lambda day: None if day is None else str(day))
+        return d.addErrback(self._store_failed)
+
+    @staticmethod
+    def _store_failed(failure):
+        failure.trap(StoreError)
+        raise DictFailure(f"temporary failure: {failure.getErrorMessage()}")
 
     def commit(self, user: str, changes):
         updates = []

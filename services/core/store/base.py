@@ -16,6 +16,14 @@ class StoreError(Exception):
     """The store cannot answer now (I/O error, backend down): a temporary failure."""
 
 
+class StoreUnavailable(StoreError):
+    """The backend is unreachable (e.g. Redis down).
+
+    The store logs the outage once, when it begins and when it ends; callers
+    answer a temporary failure without logging each request again.
+    """
+
+
 class AccountDamaged(StoreError):
     """An account exists but its record is unusable (e.g. an empty password file).
 
@@ -35,6 +43,14 @@ class Store(abc.ABC):
         Atomic: of concurrent creations exactly one wins and every caller gets
         the winner's hash. The account is created with incoming cleartext
         refused (enforceE2EEincoming) before it becomes visible.
+        """
+
+    @abc.abstractmethod
+    def import_account(self, addr: str, password_hash: str, last_login_day: int,
+                       enforce_e2ee: bool) -> bool:
+        """Create an account with a given state (for migration); False if it exists.
+
+        Atomic like `create_account`; an existing account is left untouched.
         """
 
     @abc.abstractmethod

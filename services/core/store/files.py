@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..addresses import BadAddress, check_address
-from .base import AccountDamaged, Store, StoreError
+from .base import AccountDamaged, Store, StoreError, day_of
 
 PASSWORD = "password"
 ENFORCE_E2EE = "enforceE2EEincoming"
@@ -88,27 +88,38 @@ class FilesStore(Store):
         return text
 
     def create_account(self, addr: str, password_hash: str, now: float) -> str:
-        home = self.account_dir(addr)
         existing = self.get_password(addr)
         if existing is not None:
             return existing
+        self._create(addr, password_hash, day_of(now), enforce_e2ee=True)
+        return self.get_password(addr)
+
+    def import_account(self, addr: str, password_hash: str, last_login_day: int,
+                       enforce_e2ee: bool) -> bool:
+        if self.get_password(addr) is not None:
+            return False
+        return self._create(addr, password_hash, last_login_day, enforce_e2ee)
+
+    def _create(self, addr: str, password_hash: str, day: int, enforce_e2ee: bool) -> bool:
+        """Link a password file into place unless one exists; True if ours won."""
+        home = self.account_dir(addr)
         try:
             home.mkdir(mode=0o700, parents=True, exist_ok=True)
             flag = home / ENFORCE_E2EE
-            if not flag.exists():
+            if enforce_e2ee and not flag.exists():
                 os.replace(write_durable_temp(home, b""), flag)
-            day = int(now) // 86400 * 86400
             tmp = write_durable_temp(home, password_hash.encode("ascii"), mtime=day)
             try:
                 os.link(tmp, home / PASSWORD)
+                won = True
             except FileExistsError:
-                pass  # another login created it first: that one wins
+                won = False  # another login created it first: that one wins
             finally:
                 tmp.unlink()
             _fsync_dir(home)
         except OSError as e:
             raise StoreError(f"cannot create account: {e.strerror}") from None
-        return self.get_password(addr)
+        return won
 
     def iter_accounts(self) -> Iterator[str]:
         try:

@@ -1,0 +1,251 @@
+"""The Redis store: one relay's state shared by several hosts.
+
+Selected by `storage: redis://host:port/db` (or `rediss://` for TLS); the
+`redis:` config section holds the password file, key prefix, CA file and
+timeout. The client is redis-py's synchronous one with a connection pool:
+daemons call the store from their thread pool, and the pool is thread-safe.
+
+Keys (every key starts with the relay's prefix, default `chatmail:<domain>:`,
+so several relays can share one Redis database):
+
+    <prefix>account:<addr>     HASH  password = {SHA512-CRYPT}$6$...
+                                     enforceE2EEincoming = 1 (absent = off)
+                                     no TTL: accounts end only by chatmail-expire
+    <prefix>lastlogin:<addr>   STRING  last-login day (unix time of UTC midnight)
+                                     EXPIREAT day + last_login_ttl (below)
+
+Reserved for the features that follow, same scheme, one key per address so
+that a script's KEYS stay few and explicit:
+
+    <prefix>tokens:<addr>      push device tokens (TTL 90 days after last use)
+    <prefix>rate:<addr>        GCRA send-rate bucket (TTL: until it is full again)
+    <prefix>notify:...         the persistent notification queue (no TTL)
+
+What a TTL means here. A last-login record outlives the inactivity limit
+(`expire.delete_inactive_users_after`) by the same span again (at least 30
+days): by then chatmail-expire has deleted the account. A record that is gone
+while its account exists therefore means "no login for longer than that", and
+`get_last_login` answers day 0 (long ago); expiry treats it as inactive, as it
+would have anyway. Raising the limit to more than twice its value makes
+accounts inactive longer than their records live look expired: they log in
+again to get a fresh record. Accounts have no TTL: an account must never
+disappear silently. This is why Redis must run with `maxmemory-policy
+noeviction` (the Debian default): an evicting policy would drop keys.
+
+Atomicity: creating an account and recording a login are Lua scripts
+(redis_scripts.py), so of concurrent first logins on several hosts exactly
+one wins and the enforceE2EEincoming flag is never later than the password.
+
+Failure: an unreachable Redis (refused, timeout, loading, read-only replica)
+raises StoreUnavailable, logged once when the outage begins and once when it
+ends; redis-py's pool reconnects by itself on the next call. A failed call is
+retried once at once on a fresh connection (pooled connections die when Redis
+restarts); each attempt waits at most `redis.socket_timeout` seconds.
+"""
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import redis
+from redis.exceptions import ReadOnlyError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from twisted.logger import Logger
+
+from ..addresses import BadAddress, check_address
+from .base import AccountDamaged, Store, StoreError, StoreUnavailable, day_of
+from .redis_scripts import SCRIPTS
+
+ENFORCE_E2EE = "enforceE2EEincoming"
+DAY = 86400
+SCAN_COUNT = 1000
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError)
+
+
+def default_prefix(mail_domain: str) -> str:
+    return f"chatmail:{mail_domain}:"
+
+
+def last_login_ttl(inactive_days: int) -> int:
+    """Seconds a last-login record lives after its day (see the module docstring)."""
+    return (inactive_days + max(inactive_days, 30)) * DAY
+
+
+def glob_escape(text: str) -> str:
+    """Escape SCAN MATCH's glob characters, so a prefix matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class KeySpace:
+    """The names of a relay's keys; the only place that builds them."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def account(self, addr: str) -> str:
+        return f"{self.prefix}account:{addr}"
+
+    def last_login(self, addr: str) -> str:
+        return f"{self.prefix}lastlogin:{addr}"
+
+    def account_pattern(self) -> str:
+        return glob_escape(self.account("")) + "*"
+
+
+class Health:
+    """Logs an outage once when it begins and once when it ends, from any thread."""
+
+    log = Logger()
+
+    def __init__(self):
+        self.down = False
+        self._lock = threading.Lock()
+
+    def failed(self, why: Exception) -> None:
+        with self._lock:
+            if self.down:
+                return
+            self.down = True
+        self.log.error("redis store unreachable, answering temporary failures until it "
+                       "is back: {why}", why=why)
+
+    def ok(self) -> None:
+        if not self.down:  # the common case takes no lock
+            return
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+        self.log.info("redis store reachable again")
+
+
+def read_secret(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise StoreError(f"redis.password_file: cannot read {path}: "
+                         f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def connection_pool(config) -> redis.ConnectionPool:
+    rc = config.redis
+    options = dict(socket_timeout=rc.socket_timeout, socket_connect_timeout=rc.socket_timeout,
+                   retry=Retry(NoBackoff(), 1), retry_on_error=[redis.ConnectionError],
+                   decode_responses=True, health_check_interval=30)
+    if rc.password_file:
+        options["password"] = read_secret(rc.password_file)
+    if rc.tls_ca_file and config.storage.startswith("rediss:"):
+        options["ssl_ca_certs"] = rc.tls_ca_file
+    try:
+        return redis.ConnectionPool.from_url(config.storage, **options)
+    except ValueError as e:
+        raise StoreError(f"storage: not a usable Redis URL: {e}") from None
+
+
+class RedisStore(Store):
+    def __init__(self, client: redis.Redis, mail_domain: str, prefix: Optional[str] = None,
+                 last_login_ttl: int = last_login_ttl(90)):
+        self.client = client
+        self.mail_domain = mail_domain
+        self.keys = KeySpace(default_prefix(mail_domain) if prefix is None else prefix)
+        self.last_login_ttl = last_login_ttl
+        self.health = Health()
+        self.scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
+
+    @classmethod
+    def from_config(cls, config) -> "RedisStore":
+        client = redis.Redis(connection_pool=connection_pool(config))
+        return cls(client, config.mail_domain, config.redis.key_prefix,
+                   last_login_ttl(config.expire.delete_inactive_users_after))
+
+    @contextmanager
+    def _redis(self):
+        """Turn redis-py's errors into store errors, and track the outage."""
+        try:
+            yield self.client
+        except _UNREACHABLE as e:
+            self.health.failed(e)
+            raise StoreUnavailable(f"redis unreachable: {e}") from None
+        except redis.ResponseError as e:
+            if "WRONGTYPE" in str(e):
+                raise AccountDamaged("a key of this account has the wrong type") from None
+            raise StoreError(f"redis error: {e}") from None
+        except redis.RedisError as e:
+            raise StoreError(f"redis error: {e}") from None
+        self.health.ok()
+
+    def _check(self, addr: str) -> str:
+        try:
+            return check_address(addr, self.mail_domain)
+        except BadAddress as e:
+            raise ValueError(f"refusing to use address as a key: {e}") from None
+
+    def get_password(self, addr: str) -> Optional[str]:
+        key = self.keys.account(self._check(addr))
+        with self._redis() as r:
+            fields = r.hgetall(key)
+        if not fields:
+            return None
+        password = fields.get("password", "")
+        if not password.startswith("{"):
+            raise AccountDamaged("account has no usable password hash")
+        return password
+
+    def create_account(self, addr: str, password_hash: str, now: float) -> str:
+        return self._create(addr, password_hash, day_of(now), True)[1]
+
+    def import_account(self, addr: str, password_hash: str, last_login_day: int,
+                       enforce_e2ee: bool) -> bool:
+        return self._create(addr, password_hash, last_login_day, enforce_e2ee)[0]
+
+    def _create(self, addr, password_hash, day, enforce_e2ee):
+        addr = self._check(addr)
+        keys = [self.keys.account(addr), self.keys.last_login(addr)]
+        args = [password_hash, day, day + self.last_login_ttl, "1" if enforce_e2ee else "0"]
+        with self._redis():
+            status, stored = self.scripts["create_account"](keys=keys, args=args)
+        if status == -1 or not stored.startswith("{"):
+            raise AccountDamaged("account has no usable password hash")
+        return status == 1, stored
+
+    def iter_accounts(self) -> Iterator[str]:
+        # SCAN may return a key twice (while Redis rehashes): report each once.
+        seen, cursor, cut = set(), 0, len(self.keys.account(""))
+        pattern = self.keys.account_pattern()
+        while True:
+            with self._redis() as r:
+                cursor, keys = r.scan(cursor, match=pattern, count=SCAN_COUNT)
+            for key in keys:
+                addr = key[cut:]
+                if addr not in seen:
+                    seen.add(addr)
+                    yield addr
+            if cursor == 0:
+                return
+
+    def get_last_login(self, addr: str) -> Optional[int]:
+        addr = self._check(addr)
+        with self._redis() as r:
+            pipe = r.pipeline(transaction=False)
+            exists, day = pipe.exists(self.keys.account(addr)).get(
+                self.keys.last_login(addr)).execute()
+        if not exists:
+            return None
+        return 0 if day is None else int(day)
+
+    def set_last_login(self, addr: str, day: int) -> bool:
+        addr = self._check(addr)
+        keys = [self.keys.account(addr), self.keys.last_login(addr)]
+        with self._redis():
+            known = self.scripts["set_last_login"](keys=keys, args=[day, day + self.last_login_ttl])
+        return bool(known)
+
+    def enforces_e2ee_incoming(self, addr: str) -> bool:
+        key = self.keys.account(self._check(addr))
+        with self._redis() as r:
+            return bool(r.hexists(key, ENFORCE_E2EE))
+
+    def close(self) -> None:
+        self.client.connection_pool.disconnect()

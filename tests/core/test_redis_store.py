@@ -1,0 +1,221 @@
+"""What only the Redis store has: key layout, TTLs, prefixes, outages, config.
+
+Against a real redis-server on loopback (tests/redisserver.py); the outage
+tests start their own server so they can kill, freeze and restart it.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+from twisted.logger import Logger
+
+from chatmail_services.core.config import RedisConfig, load_config
+from chatmail_services.core.store import (
+    AccountDamaged, StoreError, StoreUnavailable, day_of, open_store,
+)
+from chatmail_services.core.store.redis import RedisStore, glob_escape, last_login_ttl
+
+from ..redisserver import RedisServer
+
+DOMAIN = "chat.example.org"
+HASH = "{SHA512-CRYPT}$6$salt$hash"
+PREFIX = f"chatmail:{DOMAIN}:"
+
+
+@pytest.fixture
+def make_store(make_config, fresh_redis):
+    stores = []
+
+    def make(url=None, **redis_section):
+        config = make_config(storage=url or fresh_redis.url, redis=redis_section)
+        stores.append(open_store(config))
+        return stores[-1]
+
+    yield make
+    for s in stores:
+        s.close()
+
+
+@pytest.fixture
+def store(make_store):
+    return make_store()
+
+
+@pytest.fixture
+def r(fresh_redis):
+    return fresh_redis.client()
+
+
+def test_open_store_selects_redis_with_derived_prefix(store):
+    assert isinstance(store, RedisStore)
+    assert store.keys.prefix == PREFIX
+
+
+def test_account_layout_and_ttls(store, r):
+    addr, now = "abcdefghi@" + DOMAIN, time.time()
+    store.create_account(addr, HASH, now)
+    account, record = PREFIX + "account:" + addr, PREFIX + "lastlogin:" + addr
+    assert sorted(r.keys("*")) == [account, record]
+    assert r.hgetall(account) == {"password": HASH, "enforceE2EEincoming": "1"}
+    assert r.ttl(account) == -1  # accounts never expire by TTL
+    assert r.get(record) == str(day_of(now))
+    assert r.expiretime(record) == day_of(now) + last_login_ttl(90)
+
+
+def test_last_login_ttl_follows_the_inactivity_limit():
+    assert last_login_ttl(90) == 180 * 86400
+    assert last_login_ttl(10) == 40 * 86400
+
+
+def test_same_day_login_does_not_write(store, r):
+    addr, now = "sameday12@" + DOMAIN, time.time()
+    store.create_account(addr, HASH, now)
+    before = r.info("persistence")["rdb_changes_since_last_save"]
+    assert store.set_last_login(addr, day_of(now)) is True
+    assert r.info("persistence")["rdb_changes_since_last_save"] == before
+    store.set_last_login(addr, day_of(now) + 86400)
+    assert r.info("persistence")["rdb_changes_since_last_save"] > before
+
+
+def test_expired_last_login_record_reads_as_long_ago(store, r):
+    addr = "inactive1@" + DOMAIN
+    store.create_account(addr, HASH, time.time())
+    r.delete(PREFIX + "lastlogin:" + addr)  # what its TTL does after 180 days
+    assert store.get_last_login(addr) == 0
+    assert store.get_password(addr) == HASH
+
+
+def test_import_of_a_day_older_than_the_ttl_keeps_the_account_without_record(store, r):
+    addr = "ancient12@" + DOMAIN
+    assert store.import_account(addr, HASH, day_of(time.time()) - 400 * 86400, True)
+    assert store.get_password(addr) == HASH
+    assert store.get_last_login(addr) == 0
+    assert not r.exists(PREFIX + "lastlogin:" + addr)
+
+
+def test_relays_sharing_one_redis_do_not_see_each_other(make_store):
+    a, b = make_store(), make_store(key_prefix="relay-b:")
+    addr = "sharedred@" + DOMAIN
+    a.create_account(addr, HASH, time.time())
+    assert b.get_password(addr) is None
+    assert list(b.iter_accounts()) == []
+    b.create_account(addr, "{X}b", time.time())
+    assert a.get_password(addr) == HASH
+
+
+def test_prefix_with_glob_characters_matches_only_itself(make_store):
+    star, plain = make_store(key_prefix="r*:"), make_store(key_prefix="rx:")
+    plain.create_account("plainacct@" + DOMAIN, HASH, time.time())
+    star.create_account("staracct1@" + DOMAIN, HASH, time.time())
+    assert list(star.iter_accounts()) == ["staracct1@" + DOMAIN]
+    assert glob_escape("a*b?[c]\\") == "a\\*b\\?\\[c\\]\\\\"
+
+
+def test_key_of_the_wrong_type_is_damage(store, r):
+    addr = "wrongtype@" + DOMAIN
+    r.set(PREFIX + "account:" + addr, "oops")
+    with pytest.raises(AccountDamaged):
+        store.get_password(addr)
+    with pytest.raises(AccountDamaged):
+        store.create_account(addr, HASH, time.time())
+
+
+def test_scripts_are_reloaded_after_redis_forgets_them(store, r):
+    store.create_account("scripted1@" + DOMAIN, HASH, time.time())
+    r.script_flush()  # what a Redis restart does to the script cache
+    assert store.create_account("scripted2@" + DOMAIN, HASH, time.time()) == HASH
+
+
+def test_password_from_file(make_config, tmp_path):
+    server = RedisServer(password="s3cret pass").start()
+    try:
+        (tmp_path / "redis.pass").write_text("s3cret pass\n")
+        good = open_store(make_config(storage=server.url,
+                                      redis={"password_file": str(tmp_path / "redis.pass")}))
+        assert good.create_account("withauth1@" + DOMAIN, HASH, time.time()) == HASH
+        unauthenticated = open_store(make_config(storage=server.url))
+        with pytest.raises(StoreUnavailable):
+            unauthenticated.get_password("withauth1@" + DOMAIN)
+    finally:
+        server.stop()
+
+
+def test_unreadable_password_file_names_the_key(make_config, tmp_path):
+    with pytest.raises(StoreError, match="redis.password_file: cannot read"):
+        open_store(make_config(storage="redis://127.0.0.1:1/0",
+                               redis={"password_file": str(tmp_path / "absent")}))
+
+
+def test_rediss_url_uses_tls_with_the_ca_file(make_config, tmp_path):
+    store = open_store(make_config(storage="rediss://127.0.0.1:1/0",
+                                   redis={"tls_ca_file": str(tmp_path / "ca.pem")}))
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert kwargs["ssl_ca_certs"] == str(tmp_path / "ca.pem")
+    assert "SSL" in store.client.connection_pool.connection_class.__name__
+
+
+def test_example_config_documents_the_redis_defaults():
+    config = load_config(Path(__file__).parents[2] / "conf" / "chatmail.yaml")
+    assert config.redis == RedisConfig()
+
+
+# -- outages -----------------------------------------------------------------
+
+@pytest.fixture
+def own_server():
+    server = RedisServer(durable=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def outage_store(make_store, own_server):
+    s = make_store(own_server.url, socket_timeout=0.5)
+    s.health.log = Logger(observer=(events := []).append)
+    s.events = events
+    return s
+
+
+def messages(events):
+    return [e["log_format"] for e in events]
+
+
+def test_redis_down_is_unavailable_logged_once_then_recovers(outage_store, own_server):
+    s, addr = outage_store, "survivor1@" + DOMAIN
+    s.create_account(addr, HASH, time.time())
+    own_server.kill()
+    for call in (lambda: s.get_password(addr),
+                 lambda: s.create_account("newcomer1@" + DOMAIN, HASH, time.time()),
+                 lambda: s.set_last_login(addr, day_of(time.time())),
+                 lambda: list(s.iter_accounts())):
+        with pytest.raises(StoreUnavailable):
+            call()
+    assert len(s.events) == 1 and "unreachable" in messages(s.events)[0]
+    own_server.start()
+    assert s.get_password(addr) == HASH  # same store object: no restart needed
+    assert s.get_password("newcomer1@" + DOMAIN) is None
+    assert len(s.events) == 2 and "reachable again" in messages(s.events)[1]
+
+
+def test_frozen_redis_times_out_as_unavailable(outage_store, own_server):
+    own_server.pause()
+    try:
+        with pytest.raises(StoreUnavailable):
+            outage_store.get_password("frozen123@" + DOMAIN)
+    finally:
+        own_server.resume()
+    assert outage_store.get_password("frozen123@" + DOMAIN) is None
+    assert [m for m in messages(outage_store.events) if "reachable again" in m]
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"socket_timeout": 0}, "redis.socket_timeout: must be more than 0"),
+    ({"key_prefix": ["x"]}, "redis.key_prefix: expected a string"),
+    ({"bogus": 1}, "redis.bogus: unknown key"),
+])
+def test_bad_redis_section_names_the_key(make_config, section, message):
+    from chatmail_services.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make_config(storage="redis://127.0.0.1:6379/0", redis=section)
