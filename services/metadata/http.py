@@ -10,7 +10,9 @@ notifications.delta.chat expects; the answer is the HTTP status code.
 
 from OpenSSL import SSL
 from twisted.internet import defer
-from twisted.internet.ssl import IOpenSSLTrustRoot, platformTrust
+# The trust-root interface is only importable from here (Twisted 14 to 26 alike).
+from twisted.internet._sslverify import IOpenSSLTrustRoot
+from twisted.internet.ssl import platformTrust
 from twisted.web.client import (
     Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, PartialDownloadError, readBody,
 )

@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-LEASE_MARGIN = 60.0  # seconds a claim outlives the request timeout
+LEASE_MARGIN = 10.0  # seconds a claim outlives the request timeout
 STORE_RETRY = 5.0  # seconds before trying again after a store failure
 
 NOTIFICATIONS = Counter("chatmail_metadata_notifications_total",

@@ -126,7 +126,7 @@ def test_a_pending_item_is_sent_after_a_restart(push):
     p.poster.script = [200]
     restarted.startService()
     assert len(p.poster.posted) == 1  # still claimed by the dead process...
-    p.clock.advance(p.config.metadata.notify_timeout + 60)  # ...until its lease ends
+    p.clock.advance(p.config.metadata.notify_timeout + 10)  # ...until its lease ends
     assert p.poster.posted == ["tok", "tok"]
     assert p.queued() == []
 
