@@ -165,6 +165,26 @@ service anvil {{
         wait_for(lambda: port_open(self.lmtp_port), "dovecot lmtp", proc=proc)
         return proc
 
+    def start_notify_sink(self, port: int = 0):
+        """Point the metadata daemon at a local HTTPS notification sink
+        (scripts/notify_sink.py, own test CA); it logs each POST to notifications.log."""
+        port = port or free_port()
+        sink_dir = self.base / "notify-sink"
+        self.notifications_log = self.base / "notifications.log"
+        sink_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(REPO / "scripts" / "notify_sink.py"), "--port", str(port),
+               "--dir", str(sink_dir), "--log", str(self.notifications_log)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=open(self.base / "notify-sink.stderr", "ab"))
+        self.procs["notify-sink"] = proc
+        wait_for(lambda: port_open(port), "notify sink", proc=proc)
+        sink_dir.chmod(0o755)  # the metadata daemon (user vmail) reads ca.pem
+        (sink_dir / "ca.pem").chmod(0o644)
+        self.overrides.setdefault("metadata", {}).update(
+            notify_url=f"https://localhost:{port}/notify",
+            notify_ca_file=str(sink_dir / "ca.pem"))
+        return proc
+
     def doveadm(self, *args) -> subprocess.CompletedProcess:
         return subprocess.run(["doveadm", "-c", str(self.dovecot_dir / "dovecot.conf"), *args],
                               capture_output=True, text=True, timeout=30)
@@ -200,6 +220,7 @@ def main(argv=None) -> int:
         shutil.rmtree(args.dir)
     relay = LocalRelay(args.dir, args.domain, args.imap_port)
     try:
+        relay.start_notify_sink()
         relay.start()
     except RuntimeError as e:
         relay.stop()
@@ -211,6 +232,9 @@ def main(argv=None) -> int:
     python3 -c "import imaplib; c=imaplib.IMAP4('127.0.0.1', {relay.imap_port}); \\
 print(c.login('abcdefghi@{args.domain}', 'a-secret-password'))"
   Accounts:  doveadm -c {relay.dovecot_dir}/dovecot.conf user '*'
+  LMTP:  127.0.0.1:{relay.lmtp_port} (local delivery, e.g. with Python's smtplib.LMTP)
+  Push notifications (a local HTTPS sink stands in for notifications.delta.chat):
+    tail -f {relay.notifications_log}
 Press Ctrl-C to stop.
 """)
     sys.stdout.flush()
