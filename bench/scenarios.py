@@ -3,7 +3,9 @@
 Keys follow what Dovecot 2.3 sends to the chatmail daemons (DESIGN.md
 section 4): ``shared/passdb/<%E password>"<%E user>`` and
 ``shared/userdb/<user>`` to doveauth (dict name ``auth``),
-``shared/last-login/<user>`` in a transaction to lastlogin.
+``shared/last-login/<user>`` in a transaction to lastlogin, and
+``priv/<guid>/devicetoken`` / ``priv/<guid>/messagenew`` (IMAP METADATA
+and the push Lua script) to metadata.
 """
 
 import json
@@ -98,6 +100,35 @@ def _lastlogin(ctx):
     return next_op
 
 
+MAILBOX_GUID = "43f5f508a7ea0366dff30200c15250e3"  # Dovecot sends INBOX's; any will do
+TOKENS_PER_USER = 3  # devices per address in the token scenarios
+
+
+def _token_set(ctx):
+    def next_op():
+        addr = pick(ctx).addr
+        token = f"bench-{ctx.rng.randrange(TOKENS_PER_USER)}-{addr}"
+        return Transaction(addr, ((f"priv/{MAILBOX_GUID}/devicetoken", token),))
+
+    return next_op
+
+
+def _token_lookup(ctx):
+    def next_op():
+        addr = pick(ctx).addr
+        return Lookup(f"priv/{MAILBOX_GUID}/devicetoken", addr)
+
+    return next_op
+
+
+def _messagenew(ctx):
+    def next_op():
+        addr = pick(ctx).addr
+        return Transaction(addr, ((f"priv/{MAILBOX_GUID}/messagenew", ""),))
+
+    return next_op
+
+
 def _iterate(ctx):
     return lambda: Iterate(ctx.iterate_path, "")
 
@@ -123,6 +154,9 @@ SCENARIOS = {
     "lastlogin": ("lastlogin", "any", _lastlogin),
     "iterate": ("auth", "", _iterate),
     "lookup": ("auth", "any", _template),
+    "devicetoken-set": ("metadata", "any", _token_set),
+    "devicetoken-lookup": ("metadata", "any", _token_lookup),
+    "messagenew": ("metadata", "any", _messagenew),
 }
 
 

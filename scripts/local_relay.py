@@ -6,6 +6,7 @@ conf/ into a state directory, replacing only the install paths:
 
     /run/chatmail/                         -> <dir>/run/
     /etc/dovecot/chatmail-auth.conf.ext    -> <dir>/dovecot/chatmail-auth.conf.ext
+    /etc/dovecot/chatmail-push.lua         -> <dir>/dovecot/chatmail-push.lua
 
 then starts the daemons (as user vmail, like the systemd units) and Debian's
 Dovecot (its own base_dir, log file and loopback ports; no system config is
@@ -58,6 +59,7 @@ class LocalRelay:
         self.base = Path(base)
         self.mail_domain = mail_domain
         self.imap_port = imap_port or free_port()
+        self.lmtp_port = free_port()
         self.overrides = overrides or {}
         self.run_dir = self.base / "run"
         self.mailboxes = self.base / "mail" / mail_domain
@@ -72,7 +74,9 @@ class LocalRelay:
         text = (CONF / name).read_text()
         return (text.replace("/run/chatmail/", f"{self.run_dir}/")
                 .replace("/etc/dovecot/chatmail-auth.conf.ext",
-                         f"{self.dovecot_dir}/chatmail-auth.conf.ext"))
+                         f"{self.dovecot_dir}/chatmail-auth.conf.ext")
+                .replace("/etc/dovecot/chatmail-push.lua",
+                         f"{self.dovecot_dir}/chatmail-push.lua"))
 
     def config_data(self) -> dict:
         data = {
@@ -81,6 +85,7 @@ class LocalRelay:
             "doveauth": {"listen": f"unix:{self.run_dir}/doveauth.socket:mode=660",
                          "nocreate_file": str(self.nocreate)},
             "lastlogin": {"listen": f"unix:{self.run_dir}/lastlogin.socket:mode=660"},
+            "metadata": {"listen": f"unix:{self.run_dir}/metadata.socket:mode=660"},
         }
         for section, values in self.overrides.items():
             if isinstance(values, dict):
@@ -96,7 +101,8 @@ class LocalRelay:
         self.base.chmod(0o755)
         self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
         self.dovecot_dir.mkdir(exist_ok=True)
-        for name in ("chatmail-auth.conf.ext", "90-chatmail.conf"):
+        for name in ("chatmail-auth.conf.ext", "90-chatmail.conf",
+                     "91-chatmail-metadata.conf", "chatmail-push.lua"):
             (self.dovecot_dir / name).write_text(self.render_conf(f"dovecot/{name}"))
         (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
 
@@ -106,7 +112,7 @@ class LocalRelay:
 base_dir = {d}/base
 state_dir = {d}/state
 log_path = {d}/dovecot.log
-protocols = imap
+protocols = imap lmtp
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -120,16 +126,24 @@ service imap-login {{
     port = 0
   }}
 }}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
 service anvil {{
   unix_listener anvil-auth-penalty {{
     mode = 0
   }}
 }}
 !include {d}/90-chatmail.conf
+!include {d}/91-chatmail-metadata.conf
 """
 
     # -- processes ---------------------------------------------------------
     def start_daemon(self, name: str, *extra):
+        (self.run_dir / f"{name}.socket").unlink(missing_ok=True)  # left by a killed daemon
         log = open(self.base / f"{name}.log", "ab")
         cmd = [str(BIN / f"chatmail-{name}"), "--config", str(self.config_path),
                "--log-level", "debug", *extra]
@@ -158,6 +172,27 @@ service anvil {{
                                 stderr=open(self.base / "dovecot.stderr", "ab"))
         self.procs["dovecot"] = proc
         wait_for(lambda: port_open(self.imap_port), "dovecot", proc=proc)
+        wait_for(lambda: port_open(self.lmtp_port), "dovecot lmtp", proc=proc)
+        return proc
+
+    def start_notify_sink(self, port: int = 0):
+        """Point the metadata daemon at a local HTTPS notification sink
+        (scripts/notify_sink.py, own test CA); it logs each POST to notifications.log."""
+        port = port or free_port()
+        sink_dir = self.base / "notify-sink"
+        self.notifications_log = self.base / "notifications.log"
+        sink_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(REPO / "scripts" / "notify_sink.py"), "--port", str(port),
+               "--dir", str(sink_dir), "--log", str(self.notifications_log)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=open(self.base / "notify-sink.stderr", "ab"))
+        self.procs["notify-sink"] = proc
+        wait_for(lambda: port_open(port), "notify sink", proc=proc)
+        sink_dir.chmod(0o755)  # the metadata daemon (user vmail) reads ca.pem
+        (sink_dir / "ca.pem").chmod(0o644)
+        self.overrides.setdefault("metadata", {}).update(
+            notify_url=f"https://localhost:{port}/notify",
+            notify_ca_file=str(sink_dir / "ca.pem"))
         return proc
 
     def doveadm(self, *args) -> subprocess.CompletedProcess:
@@ -168,6 +203,9 @@ service anvil {{
         self.render()
         self.start_daemon("doveauth")
         self.start_daemon("lastlogin")
+        if self.config_data().get("storage", "files") == "files":
+            # chatmail-metadata refuses Redis storage until Redis holds push state
+            self.start_daemon("metadata")
         self.start_dovecot()
         return self
 
@@ -194,6 +232,7 @@ def main(argv=None) -> int:
         shutil.rmtree(args.dir)
     relay = LocalRelay(args.dir, args.domain, args.imap_port)
     try:
+        relay.start_notify_sink()
         relay.start()
     except RuntimeError as e:
         relay.stop()
@@ -205,6 +244,9 @@ def main(argv=None) -> int:
     python3 -c "import imaplib; c=imaplib.IMAP4('127.0.0.1', {relay.imap_port}); \\
 print(c.login('abcdefghi@{args.domain}', 'a-secret-password'))"
   Accounts:  doveadm -c {relay.dovecot_dir}/dovecot.conf user '*'
+  LMTP:  127.0.0.1:{relay.lmtp_port} (local delivery, e.g. with Python's smtplib.LMTP)
+  Push notifications (a local HTTPS sink stands in for notifications.delta.chat):
+    tail -f {relay.notifications_log}
 Press Ctrl-C to stop.
 """)
     sys.stdout.flush()

@@ -8,8 +8,10 @@ Errors are `ConfigError("<file>: <key.path>: <problem>")`, one line, so a
 daemon that refuses to start tells the operator exactly what to fix.
 """
 
+import collections.abc
 import dataclasses
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,11 +76,41 @@ class LastloginConfig:
 
 
 @dataclass(frozen=True)
+class ServerKey:
+    """One server capability key: a fixed `value`, a `file`'s content, or TURN
+    credentials from `turn_socket` appended to `value` (`<value>:<credentials>`).
+    `value` may name `{mail_domain}` and `{max_message_size}`."""
+
+    value: typing.Optional[str] = None
+    file: typing.Optional[str] = None
+    turn_socket: typing.Optional[str] = None
+
+
+DEFAULT_SERVER_KEYS = types.MappingProxyType({
+    "turn": ServerKey(value="{mail_domain}:3478", turn_socket="/run/chatmail-turn/turn.socket"),
+    "maxsmtprecipients": ServerKey(value="1000"),
+    "maxmessagesize": ServerKey(value="{max_message_size}"),
+    "appversions": ServerKey(file="/etc/chatmail/appversions.json"),
+})
+
+
+@dataclass(frozen=True)
 class MetadataConfig:
     listen: str = "unix:/run/chatmail/metadata.socket:mode=660"
     metrics: typing.Optional[str] = None
     notify_url: str = "https://notifications.delta.chat/notify"
     notify_ca_file: typing.Optional[str] = None
+    notify_timeout: float = 30.0
+    notify_concurrency: int = 8
+    notify_deadline: int = 5 * 3600
+    notify_retry_min: float = 4.0
+    notify_retry_max: float = 1800.0
+    token_max_age_days: int = 90
+    max_tokens: int = 16
+    max_token_length: int = 4096
+    threads: int = 4
+    server_keys: typing.Mapping[str, typing.Optional[ServerKey]] = field(
+        default_factory=lambda: DEFAULT_SERVER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -168,6 +200,8 @@ def _convert(tp, value, keypath):
         return _convert(inner, value, keypath)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, keypath)
+    if origin is collections.abc.Mapping:
+        return _convert_mapping(tp, value, keypath)
     if origin is tuple:
         if isinstance(value, str):
             value = value.split()
@@ -195,6 +229,19 @@ def _convert(tp, value, keypath):
     raise TypeError(f"no converter for {tp!r}")  # a bug in the schema, not in the file
 
 
+def _convert_mapping(tp, value, keypath, default=types.MappingProxyType({})):
+    """A mapping extends its default: new names add entries, `null` removes one."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {type(value).__name__}")
+    _, inner = typing.get_args(tp)
+    merged = dict(default)
+    for name, item in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+            raise _KeyError(_join(keypath, str(name)), "names are lower-case [a-z0-9_.-]")
+        merged[name] = _convert(inner, item, _join(keypath, name))
+    return types.MappingProxyType({k: v for k, v in merged.items() if v is not None})
+
+
 def _build(cls, data, keypath):
     if not isinstance(data, dict):
         raise _KeyError(keypath or "(top)", f"expected a mapping, got {type(data).__name__}")
@@ -208,7 +255,12 @@ def _build(cls, data, keypath):
         if name in data:
             sub = _join(keypath, name)
             try:
-                values[name] = _convert(hints[name], data[name], sub)
+                if typing.get_origin(hints[name]) is collections.abc.Mapping:
+                    default = next(f.default_factory() for f in dataclasses.fields(cls)
+                                   if f.name == name)
+                    values[name] = _convert_mapping(hints[name], data[name], sub, default)
+                else:
+                    values[name] = _convert(hints[name], data[name], sub)
             except ValueError as e:
                 raise _KeyError(sub, str(e)) from None
     try:
@@ -250,7 +302,7 @@ def _validate(config: Config) -> None:
         ("filtermail.max_user_send_burst_size", config.filtermail.max_user_send_burst_size > 0,
          "must be positive"),
     ]
-    for key, ok, problem in checks:
+    for key, ok, problem in checks + _metadata_checks(config):
         if not ok:
             raise _KeyError(key, problem)
     for key, value in _endpoints(config):
@@ -258,6 +310,45 @@ def _validate(config: Config) -> None:
             _check_endpoint(value)
         except ValueError as e:
             raise _KeyError(key, str(e)) from None
+
+
+def _metadata_checks(config):
+    md = config.metadata
+    checks = [
+        ("metadata.notify_timeout", md.notify_timeout > 0, "must be positive"),
+        ("metadata.notify_concurrency", 1 <= md.notify_concurrency <= 256,
+         "must be between 1 and 256"),
+        ("metadata.notify_deadline", md.notify_deadline > 0, "must be positive"),
+        ("metadata.notify_retry_min", 0 < md.notify_retry_min <= md.notify_retry_max,
+         "must be positive and not exceed metadata.notify_retry_max"),
+        ("metadata.token_max_age_days", md.token_max_age_days >= 1, "must be at least 1"),
+        ("metadata.max_tokens", md.max_tokens >= 1, "must be at least 1"),
+        ("metadata.max_token_length", 1 <= md.max_token_length <= 16384,
+         "must be between 1 and 16384"),
+        ("metadata.threads", 1 <= md.threads <= 64, "must be between 1 and 64"),
+    ]
+    for name, key in md.server_keys.items():
+        where = f"metadata.server_keys.{name}"
+        checks.append((where, (key.value is None) != (key.file is None),
+                       "needs exactly one of value or file"))
+        checks.append((where, key.turn_socket is None or key.value is not None,
+                       "turn_socket needs a value (the server part, e.g. host:3478)"))
+        checks.append((f"{where}.value", _expands(key.value, config),
+                       "only {mail_domain} and {max_message_size} may be named"))
+    return checks
+
+
+def expand_value(value: str, config) -> str:
+    """A server key's value with `{mail_domain}` and `{max_message_size}` filled in."""
+    return value.format(mail_domain=config.mail_domain, max_message_size=config.max_message_size)
+
+
+def _expands(value, config) -> bool:
+    try:
+        value is None or expand_value(value, config)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _endpoints(config):

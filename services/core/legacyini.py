@@ -42,7 +42,14 @@ _IGNORED = {
     "www_folder", "disable_ipv6", "tls_cert", "tls_external_cert_and_key",
     "acme_email", "mtail_address", "imap_rawlog", "imap_compress",
     "privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor",
-    "passdb_path", "iroh_relay", "turn_socket_path", "invite_token",
+    "passdb_path", "invite_token",
+}
+
+# The metadata daemon's server capability keys (metadata.server_keys.<name>).
+_SERVER_KEYS = {
+    "iroh_relay": lambda raw: ("irohrelay", {"value": raw}),
+    "turn_socket_path": lambda raw: (
+        "turn", {"value": "{mail_domain}:3478", "turn_socket": raw}),
 }
 
 
@@ -72,6 +79,9 @@ def ini_to_dict(text: str):
             elif key in _PORTS:
                 keypath, template, _ = _PORTS[key]
                 _set(data, keypath, template.format(int(raw)))
+            elif key in _SERVER_KEYS:
+                name, entry = _SERVER_KEYS[key](raw)
+                _set(data, f"metadata.server_keys.{name}", entry)
             elif key not in _IGNORED:
                 warnings.append(f"params.{key}: unknown key, ignored")
         except ValueError:

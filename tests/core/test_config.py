@@ -120,3 +120,32 @@ def test_legacy_ini_keys_move_to_their_daemons_sections(tmp_path):
 def test_bad_legacy_ini_names_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(write(tmp_path, text, "chatmail.ini"))
+
+
+def test_metadata_server_keys_extend_the_defaults_and_null_removes_one(tmp_path):
+    c = load_config(write(tmp_path, MINIMAL + "metadata:\n  server_keys:\n"
+                          "    irohrelay: {value: 'https://{mail_domain}'}\n"
+                          "    appversions: null\n"))
+    keys = c.metadata.server_keys
+    assert keys["irohrelay"].value == "https://{mail_domain}"
+    assert "appversions" not in keys and keys["maxsmtprecipients"].value == "1000"
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("x: {}", "metadata.server_keys.x: needs exactly one of value or file"),
+    ("x: {value: '{nope}'}", "metadata.server_keys.x.value: only {mail_domain}"),
+    ("x: {file: /f, turn_socket: /s}", "metadata.server_keys.x: turn_socket needs a value"),
+    ("Upper: {value: v}", "metadata.server_keys.Upper: names are lower-case"),
+])
+def test_bad_server_key_names_the_key(tmp_path, entry, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, MINIMAL + f"metadata:\n  server_keys:\n    {entry}\n"))
+
+
+def test_legacy_ini_iroh_relay_and_turn_socket_become_server_keys(tmp_path):
+    c = load_config(write(tmp_path, "[params]\nmail_domain = x.org\n"
+                          "iroh_relay = https://iroh.x.org\nturn_socket_path = /run/t.sock\n",
+                          "chatmail.ini"))
+    keys = c.metadata.server_keys
+    assert keys["irohrelay"].value == "https://iroh.x.org"
+    assert (keys["turn"].turn_socket, keys["turn"].value) == ("/run/t.sock", "{mail_domain}:3478")

@@ -1,5 +1,6 @@
 """The files store: chatmail's on-disk layout, atomic creation, last login."""
 
+import json
 import os
 import threading
 
@@ -125,3 +126,48 @@ def test_no_temporary_files_are_left_behind(store, tmp_path):
     store.create_account(addr, HASH, NOW)
     store.create_account(addr, HASH, NOW)
     assert not [p for p in (tmp_path / "mail" / addr).iterdir() if p.name.startswith(".tmp")]
+
+
+# -- push state in the reference layout -------------------------------------
+MAX_AGE = 90 * 86400
+
+
+def test_tokens_are_stored_in_the_reference_metadata_json(store, tmp_path):
+    addr = "abcdefghi@" + DOMAIN
+    store.create_account(addr, HASH, NOW)
+    store.add_token(addr, "tok", NOW, MAX_AGE, 16)
+    data = json.loads((tmp_path / "mail" / addr / "metadata.json").read_text())
+    assert data == {"devicetoken": {"tok": NOW}}
+
+
+def test_legacy_token_list_is_read_and_migrated_on_write(store, tmp_path):
+    addr = "abcdefghi@" + DOMAIN
+    store.create_account(addr, HASH, NOW)
+    path = tmp_path / "mail" / addr / "metadata.json"
+    path.write_text(json.dumps({"devicetoken": ["old1", "old2"], "other": 1}))
+    assert sorted(store.get_tokens(addr, NOW, MAX_AGE)) == ["old1", "old2"]
+    store.add_token(addr, "new", NOW + 1, MAX_AGE, 16)
+    data = json.loads(path.read_text())
+    assert data == {"devicetoken": {"old1": NOW + 1, "old2": NOW + 1, "new": NOW + 1},
+                    "other": 1}
+
+
+def test_reference_queue_items_are_taken_over(store, tmp_path):
+    queue = tmp_path / "mail" / "pending_notifications"
+    queue.mkdir(parents=True)
+    (queue / ("ab" * 16)).write_text(f"abcdefghi@{DOMAIN}\n{NOW}\ntok en")
+    (item,), _ = store.claim_push(NOW + 10, 10, 30)
+    assert (item.addr, item.token, item.deadline) == (f"abcdefghi@{DOMAIN}", "tok en",
+                                                      NOW + 5 * 3600)
+    assert len(list(queue.iterdir())) == 1
+
+
+def test_damaged_queue_items_and_stale_temp_files_are_removed(store, tmp_path):
+    queue = tmp_path / "mail" / "pending_notifications"
+    queue.mkdir(parents=True)
+    (queue / f"{NOW * 1000:013d}.bad").write_text("{not json")
+    stale = queue / ".tmp.1.abc"
+    stale.write_text("x")
+    os.utime(stale, (NOW - 7200, NOW - 7200))
+    assert store.claim_push(NOW, 10, 30) == ([], None)
+    assert list(queue.iterdir()) == []

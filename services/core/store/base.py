@@ -9,7 +9,8 @@ stores check again before an address becomes a path or a key.
 """
 
 import abc
-from typing import Iterator, Optional
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 
 class StoreError(Exception):
@@ -29,6 +30,23 @@ class AccountDamaged(StoreError):
 
     It must never be treated as 'no account', or anyone could claim the address.
     """
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """One pending push notification: `token` of `addr`, as the queue holds it.
+
+    `id` is an opaque handle that is valid until the item is rescheduled or
+    completed (a backend may change it on every claim). `deadline` is the
+    absolute unix time after which the notification is worthless, fixed when
+    the item was first enqueued; `attempts` counts the failed POSTs so far.
+    """
+
+    id: str
+    addr: str
+    token: str
+    deadline: float
+    attempts: int = 0
 
 
 class Store(abc.ABC):
@@ -68,6 +86,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def enforces_e2ee_incoming(self, addr: str) -> bool:
         """Whether cleartext mail to this account is refused."""
+
+    # -- push device tokens (IMAP METADATA /private/devicetoken) ----------
+    @abc.abstractmethod
+    def get_tokens(self, addr: str, now: float, max_age: float) -> List[str]:
+        """The tokens of `addr` set less than `max_age` seconds before `now`,
+        newest first; [] without tokens or account. Tokens stamped in the
+        future (the clock stepped back) count as fresh. Never writes."""
+
+    @abc.abstractmethod
+    def add_token(self, addr: str, token: str, now: float, max_age: float,
+                  max_tokens: int) -> bool:
+        """Add `token` (or refresh it) with last-set time `now`; atomically drop
+        expired tokens and, beyond `max_tokens`, the oldest. Concurrent adds for
+        one address all survive. False (nothing written) without an account."""
+
+    @abc.abstractmethod
+    def remove_token(self, addr: str, token: str) -> bool:
+        """Remove one token; True if it was there. Creates nothing: without the
+        token or the account this is a no-op."""
+
+    # -- the persistent push queue ----------------------------------------
+    @abc.abstractmethod
+    def enqueue_push(self, addr: str, tokens: Sequence[str], now: float,
+                     deadline: float) -> int:
+        """Durably queue one item per token, due at `now` with `attempts` 0 and
+        the absolute `deadline`; return how many were queued. When this returns
+        the items survive a crash."""
+
+    @abc.abstractmethod
+    def claim_push(self, now: float, limit: int, lease: float
+                   ) -> Tuple[List[PushItem], Optional[float]]:
+        """Claim up to `limit` items due at `now` (earliest first): each one is
+        hidden from every other claim until `now + lease`, after which it is due
+        again (so a claimer that crashes loses nothing). Returns the claimed items
+        and the earliest due time of the items left, or None if none are left."""
+
+    @abc.abstractmethod
+    def reschedule_push(self, item: PushItem, due: float, attempts: int) -> None:
+        """Put a claimed item back, due at `due`, with its new attempt count."""
+
+    @abc.abstractmethod
+    def complete_push(self, item: PushItem) -> None:
+        """Remove a claimed item for good (delivered, token gone, or dropped)."""
 
     @abc.abstractmethod
     def close(self) -> None:

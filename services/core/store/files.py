@@ -3,6 +3,8 @@
     <mailboxes_dir>/<addr>/password              {SHA512-CRYPT}$6$...  (ASCII, no newline)
                                                  its mtime is the last-login day (UTC midnight)
     <mailboxes_dir>/<addr>/enforceE2EEincoming   present = incoming cleartext refused
+    <mailboxes_dir>/<addr>/metadata.json,
+    <mailboxes_dir>/pending_notifications/       push tokens and queue (see filespush)
 
 Every write is crash-safe: data goes to a temporary file that is fsynced and
 then linked or renamed into place, and the directory is fsynced after. An
@@ -17,6 +19,7 @@ from typing import Iterator, Optional
 
 from ..addresses import BadAddress, check_address
 from .base import AccountDamaged, Store, StoreError, day_of
+from .filespush import FilesPushMixin
 
 PASSWORD = "password"
 ENFORCE_E2EE = "enforceE2EEincoming"
@@ -55,7 +58,11 @@ def replace_durable(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-class FilesStore(Store):
+class FilesStore(FilesPushMixin, Store):
+    _write_temp = staticmethod(write_durable_temp)
+    _replace = staticmethod(replace_durable)
+    _fsync_dir = staticmethod(_fsync_dir)
+
     def __init__(self, mailboxes_dir, mail_domain: str):
         self.root = Path(mailboxes_dir)
         self.mail_domain = mail_domain

@@ -144,7 +144,22 @@ def connection_pool(config) -> redis.ConnectionPool:
         raise StoreError(f"storage: not a usable Redis URL: {e}") from None
 
 
-class RedisStore(Store):
+class _PushNotInRedisYet:
+    """Push tokens and the push queue are not kept in Redis yet.
+
+    Every call refuses with StoreUnavailable (a temporary failure on the wire),
+    and chatmail-metadata refuses to start on a Redis storage URL, so nothing
+    is silently lost; the files store holds them until Redis does.
+    """
+
+    def _not_yet(self, *args, **kwargs):
+        raise StoreUnavailable("push tokens and the push queue are not in the Redis store yet")
+
+    get_tokens = add_token = remove_token = _not_yet
+    enqueue_push = claim_push = reschedule_push = complete_push = _not_yet
+
+
+class RedisStore(_PushNotInRedisYet, Store):
     def __init__(self, client: redis.Redis, mail_domain: str, prefix: Optional[str] = None,
                  last_login_ttl: int = last_login_ttl(90)):
         self.client = client

@@ -1,0 +1,157 @@
+"""A local stand-in for notifications.delta.chat: an HTTPS server that records POSTs.
+
+The local relay (scripts/relay-up) and the integration tests point
+`metadata.notify_url` here, so push notifications can be watched without
+leaving the machine. It serves TLS with a certificate from its own test CA
+(made with the `cryptography` package; the relay trusts it through
+`metadata.notify_ca_file`), answers every POST with `default_status` (or a
+per-token status), and records token, arrival time and status; as a command
+it also appends one line per POST to a log file an operator can `tail -f`.
+
+Not installed with the package: a development and test tool.
+"""
+
+import argparse
+import datetime
+import http.server
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def make_test_ca(directory: Path):
+    """Write ca.pem, cert.pem, key.pem (for localhost and 127.0.0.1) once; return paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    directory = Path(directory)
+    paths = tuple(directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    if all(p.exists() for p in paths):
+        return paths
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject, issuer, key, sign_key, ca, extra=()):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(days=1))
+             .not_valid_after(now + datetime.timedelta(days=3650))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        for ext in extra:
+            b = b.add_extension(ext, critical=False)
+        return b.sign(sign_key, hashes.SHA256())
+
+    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])  # noqa: E731
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert(name("chatmail test CA"), name("chatmail test CA"), ca_key, ca_key, True)
+    san = x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                       x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    leaf = cert(name("localhost"), ca.subject, key, ca_key, False, [san])
+    pem = serialization.Encoding.PEM
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(leaf.public_bytes(pem))
+    paths[2].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@dataclass(frozen=True)
+class Post:
+    token: str
+    at: float  # time.time() when the request arrived
+    status: int
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real service
+
+    def do_POST(self):
+        sink = self.server.sink
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        token = body.decode("utf-8", "replace")
+        status = sink.status_for.get(token, sink.default_status)
+        sink.record(Post(token, time.time(), status))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class NotifySink:
+    def __init__(self, port: int, ca_dir: Path, log_file=None):
+        self.port = port
+        self.ca_file, self.cert_file, self.key_file = make_test_ca(ca_dir)
+        self.log_file = log_file
+        self.default_status = 200
+        self.status_for = {}
+        self.posts = []
+        self.cond = threading.Condition()
+        self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}/notify"
+
+    def start(self) -> "NotifySink":
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.daemon_threads = True
+        server.sink = self
+        self.server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def record(self, post: Post) -> None:
+        with self.cond:
+            self.posts.append(post)
+            self.cond.notify_all()
+        if self.log_file:
+            stamp = datetime.datetime.fromtimestamp(post.at).isoformat(timespec="milliseconds")
+            with open(self.log_file, "a") as f:
+                f.write(f"{stamp} POST /notify {post.status} token={post.token}\n")
+
+    def wait_for(self, check, timeout: float = 30.0):
+        """Wait until check(posts) is true; return the posts (raise on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not check(self.posts):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"sink: condition not met; got {self.posts!r}")
+                self.cond.wait(left)
+            return list(self.posts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", type=Path, required=True, help="CA and certificate files")
+    parser.add_argument("--log", type=Path, required=True, help="one line per POST")
+    args = parser.parse_args(argv)
+    NotifySink(args.port, args.dir, args.log).start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`chatmail-metadata --config FILE`: IMAP METADATA dict and the push notifier."""
+
+import sys
+
+from ..core.dictproto import DictServerFactory
+from ..core.metrics import add_metrics_endpoint
+from ..core.runner import BlockingPool, Daemon, run
+from ..core.store import open_store
+from .dictfront import MetadataDict
+from .http import HttpPoster
+from .notifier import Notifier
+from .push import PushPolicy
+from .serverkeys import ServerKeys
+
+
+def make_service(config, reactor, args=None) -> Daemon:
+    settings = config.metadata
+    if config.storage != "files":
+        raise ValueError(f"{config.path}: storage: chatmail-metadata needs 'files' for now "
+                         "(the Redis store does not hold push tokens yet)")
+    daemon = Daemon(reactor, "metadata")
+    pool = BlockingPool(reactor, settings.threads, "metadata")
+    pool.setServiceParent(daemon)
+    store = open_store(config)
+    policy = PushPolicy(settings, store)
+    poster = HttpPoster(reactor, settings.notify_url, settings.notify_ca_file,
+                        settings.notify_timeout, settings.notify_concurrency)
+    notifier = Notifier(policy, store, pool, poster, reactor, settings)
+    notifier.setName("notifier")
+    notifier.setServiceParent(daemon)
+    handler = MetadataDict(config, policy, ServerKeys(config, reactor, pool), notifier,
+                           pool, reactor)
+    daemon.listen(settings.listen, DictServerFactory(handler), "dict")
+    add_metrics_endpoint(daemon, settings.metrics)
+    return daemon
+
+
+def main(argv=None) -> None:
+    sys.exit(run("chatmail-metadata", make_service, argv))
