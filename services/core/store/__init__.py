@@ -4,9 +4,9 @@ The Redis backend is imported only when `storage` is a redis URL, so a
 relay on the embedded files store never needs the redis package.
 """
 
-from .base import AccountDamaged, Store, StoreError, day_of
+from .base import AccountDamaged, PendingNotification, Store, StoreError, day_of
 
-__all__ = ["AccountDamaged", "Store", "StoreError", "day_of", "open_store"]
+__all__ = ["AccountDamaged", "PendingNotification", "Store", "StoreError", "day_of", "open_store"]
 
 
 def open_store(config) -> Store:

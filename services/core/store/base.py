@@ -9,7 +9,8 @@ stores check again before an address becomes a path or a key.
 """
 
 import abc
-from typing import Iterator, Optional
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
 
 
 class StoreError(Exception):
@@ -21,6 +22,15 @@ class AccountDamaged(StoreError):
 
     It must never be treated as 'no account', or anyone could claim the address.
     """
+
+
+@dataclass(frozen=True)
+class PendingNotification:
+    """One queued push notification; its device token is never exposed here."""
+
+    id: str
+    addr: str
+    queued_at: int
 
 
 class Store(abc.ABC):
@@ -52,6 +62,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def enforces_e2ee_incoming(self, addr: str) -> bool:
         """Whether cleartext mail to this account is refused."""
+
+    def delete_account(self, addr: str) -> bool:
+        """Delete an account and everything that belongs to it: its record, its
+        home `<mailboxes_dir>/<addr>` (mail, metadata.json with the push tokens)
+        and its pending notifications. True if there was something to delete.
+
+        Not abstract so that a backend written before it still loads; every
+        backend must implement it (chatmailctl and chatmail-expire call it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot delete accounts")
+
+    def delete_accounts(self, addrs: Iterable[str]) -> int:
+        """Delete several accounts (see delete_account); how many existed.
+
+        Backends override it when a batch is cheaper than one call per address
+        (the files store reads its notification queue once per batch).
+        """
+        return sum(1 for addr in addrs if self.delete_account(addr))
+
+    def iter_pending_notifications(self) -> Iterator[PendingNotification]:
+        """The persistent push notification queue, streamed, in no order."""
+        raise NotImplementedError(f"{type(self).__name__} has no notification queue")
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -3,23 +3,30 @@
     <mailboxes_dir>/<addr>/password              {SHA512-CRYPT}$6$...  (ASCII, no newline)
                                                  its mtime is the last-login day (UTC midnight)
     <mailboxes_dir>/<addr>/enforceE2EEincoming   present = incoming cleartext refused
+    <mailboxes_dir>/pending_notifications/<id>   "<addr>\n<unix time>\n<token>" (the
+                                                 reference notifier's queue; <id>.tmp while written)
 
 Every write is crash-safe: data goes to a temporary file that is fsynced and
 then linked or renamed into place, and the directory is fsynced after. An
 account is created by `link()`, which fails if the password file exists, so
 of concurrent first logins exactly one wins, across threads and processes.
+An account is deleted by renaming its home out of sight first, so a login
+racing with the deletion never finds a half-deleted account with old mail.
 """
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
 from ..addresses import BadAddress, check_address
-from .base import AccountDamaged, Store, StoreError
+from .base import AccountDamaged, PendingNotification, Store, StoreError
 
 PASSWORD = "password"
 ENFORCE_E2EE = "enforceE2EEincoming"
+PENDING_NOTIFICATIONS = "pending_notifications"
+TOMBSTONE_PREFIX = ".deleting-"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -141,5 +148,68 @@ class FilesStore(Store):
     def enforces_e2ee_incoming(self, addr: str) -> bool:
         return (self.account_dir(addr) / ENFORCE_E2EE).exists()
 
+    def delete_account(self, addr: str) -> bool:
+        return self.delete_accounts([addr]) == 1
+
+    def delete_accounts(self, addrs) -> int:
+        addrs = set(addrs)
+        homes = [self.account_dir(addr) for addr in addrs]  # checks every address first
+        deleted = sum(1 for home in homes if self._remove_home(home))
+        self._purge_queue(addrs)
+        return deleted
+
+    def _remove_home(self, home: Path) -> bool:
+        tombstone = self.root / f"{TOMBSTONE_PREFIX}{secrets.token_hex(8)}"
+        try:
+            os.rename(home, tombstone)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StoreError(f"cannot delete account: {e.strerror}") from None
+        try:
+            shutil.rmtree(tombstone)
+        except OSError as e:
+            raise StoreError(f"account deleted, its files not: {tombstone}: {e.strerror}") from None
+        return True
+
+    def _queue_entries(self):
+        try:
+            entries = os.scandir(self.root / PENDING_NOTIFICATIONS)
+        except FileNotFoundError:
+            return
+        with entries:
+            yield from entries
+
+    def _purge_queue(self, addrs) -> None:
+        for entry in self._queue_entries():
+            item = _read_queue_item(entry)
+            if item is not None and item.addr in addrs:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass  # the notifier finished it meanwhile
+
+    def iter_pending_notifications(self):
+        for entry in self._queue_entries():
+            if not entry.name.endswith(".tmp"):
+                item = _read_queue_item(entry)
+                if item is not None:
+                    yield item
+
     def close(self) -> None:
         pass
+
+
+def _read_queue_item(entry) -> Optional[PendingNotification]:
+    """Address and time of a queue file, or None if it vanished or is not one."""
+    try:
+        with open(entry.path, "rb") as f:
+            head = f.read(1024).split(b"\n", 2)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot read the notification queue: {e.strerror}") from None
+    try:
+        return PendingNotification(entry.name, head[0].decode("utf-8"), int(head[1]))
+    except (IndexError, ValueError):
+        return None
