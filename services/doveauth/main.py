@@ -4,7 +4,7 @@ import sys
 
 from ..core.dictproto import DictServerFactory
 from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, run
+from ..core.runner import BlockingPool, Daemon, listen_description, run
 from ..core.store import open_store
 from .dictfront import AuthDict
 from .policy import AccountPolicy
@@ -15,7 +15,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     pool = BlockingPool(reactor, config.doveauth.threads, "doveauth")
     pool.setServiceParent(daemon)
     policy = AccountPolicy(config, open_store(config))
-    daemon.listen(config.doveauth.listen, DictServerFactory(AuthDict(policy, pool)), "dict")
+    daemon.listen(listen_description(args, config.doveauth.listen),
+                  DictServerFactory(AuthDict(policy, pool)), "dict")
     add_metrics_endpoint(daemon, config.doveauth.metrics)
     return daemon
 
