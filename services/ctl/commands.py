@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from ..core.addresses import BadAddress, check_address
 from ..core.store import day_of
-from ..expire.mailbox import scan_mailbox
+from ..expire.mailbox import Mailbox, scan_mailbox
 from ..expire.policy import DAY
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -100,8 +100,11 @@ def accounts_show(config, store, addr, out, now) -> int:
     if last is None:
         raise Failure(f"no such account: {addr}", EXIT_NOT_FOUND)
     problems = []
-    box = scan_mailbox(os.path.join(config.mailboxes_dir, addr),
-                       lambda kind, path: problems.append(kind))
+    try:
+        box = scan_mailbox(os.path.join(config.mailboxes_dir, addr),
+                           lambda kind, path: problems.append(kind))
+    except FileNotFoundError:  # a store that keeps accounts elsewhere, no mail yet
+        box = Mailbox(addr)
     pending = sum(1 for item in store.iter_pending_notifications() if item.addr == addr)
     expires = day_of(last) + config.expire.delete_inactive_users_after * DAY
     out.write(f"address: {addr}\n"
