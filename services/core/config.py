@@ -153,6 +153,7 @@ class ExpireConfig:
     delete_inactive_users_after: int = 90
     delete_mails_after: int = 20
     delete_large_after: int = 7
+    metrics_textfile: typing.Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,8 @@ def _validate(config: Config) -> None:
          "must be positive"),
         ("filtermail.max_user_send_burst_size", config.filtermail.max_user_send_burst_size > 0,
          "must be positive"),
+        *((f"expire.{key}", getattr(config.expire, key) >= 1, "must be at least 1 (days)")
+          for key in ("delete_inactive_users_after", "delete_mails_after", "delete_large_after")),
     ]
     for key, ok, problem in checks + _metadata_checks(config):
         if not ok:

@@ -5,6 +5,8 @@ prometheus_client's default registry; exposition is prometheus_client's own
 (never hand-built text). No metric carries a per-user label.
 """
 
+import time
+
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -30,3 +32,14 @@ def add_metrics_endpoint(daemon, description) -> None:
     """Serve /metrics on `description` when configured (None = off)."""
     if description:
         daemon.listen(description, metrics_site(), "metrics")
+
+
+def timed(d, histogram, clock=time.perf_counter):
+    """Observe in `histogram` the seconds until Deferred `d` fires; returns `d`."""
+    started = clock()
+
+    def observe(result):
+        histogram.observe(clock() - started)
+        return result
+
+    return d.addBoth(observe)

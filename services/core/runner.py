@@ -23,7 +23,7 @@ from twisted.logger import (
 from twisted.python.threadpool import ThreadPool
 from twisted.internet.threads import deferToThreadPool
 
-from .config import ConfigError, load_config
+from .config import ConfigError, _check_endpoint, load_config
 
 log = Logger()
 
@@ -57,6 +57,12 @@ class ListeningService(Service):
         super().stopService()
         if self.port is not None:
             port, self.port = self.port, None
+            if self.description.startswith("systemd:"):
+                # systemd.socket(5): a daemon must not unlink a socket it was
+                # given, and Twisted's stopListening() would. Stop accepting
+                # only: pending connections wait in the backlog for our successor.
+                port.stopReading()
+                return defer.succeed(None)
             return port.stopListening()
         return defer.succeed(None)
 
@@ -115,10 +121,26 @@ def start_logging(level: LogLevel, stream=None) -> None:
                                      redirectStandardIO=False)
 
 
+def _endpoint(value: str) -> str:
+    try:
+        _check_endpoint(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def listen_description(args, configured: str) -> str:
+    """Where a daemon listens: `--listen` if given, else its section's `listen`."""
+    return getattr(args, "listen", None) or configured
+
+
 def parse_args(name: str, argv, add_arguments=None):
     parser = argparse.ArgumentParser(prog=name)
     parser.add_argument("--config", required=True, metavar="FILE",
                         help="chatmail.yaml (or a legacy chatmail.ini)")
+    parser.add_argument("--listen", type=_endpoint, default=None, metavar="ENDPOINT",
+                        help="listen here instead of the config's `listen`, e.g. "
+                             "systemd:domain=UNIX:index=0 under a systemd .socket unit")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warn", "error"])
     if add_arguments:

@@ -12,11 +12,12 @@ Policy calls run in the daemon's thread pool; a store failure becomes `F`
 
 import json
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 from twisted.logger import Logger
 
 from ..core import dictcodec
 from ..core.dictproto import DictFailure, DictHandler
+from ..core.metrics import timed
 from ..core.store import StoreError, StoreUnavailable
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Dict lookups answered by doveauth",
@@ -25,6 +26,10 @@ CREATED = Counter("chatmail_doveauth_accounts_created_total",
                   "Accounts created on first login")
 REFUSED = Counter("chatmail_doveauth_refusals_total",
                   "Logins of unknown addresses refused, by reason", ["reason"])
+LATENCY = Histogram("chatmail_doveauth_lookup_seconds",
+                    "Time from request to answer, thread pool wait included", ["db"])
+LAST_SUCCESS = Gauge("chatmail_doveauth_last_success_timestamp_seconds",
+                     "When doveauth last answered a lookup from the store")
 
 USERDB_PREFIX = "shared/userdb/"
 
@@ -45,11 +50,12 @@ class AuthDict(DictHandler):
                 password, addr = self._split(rest, 2)
                 d = self.pool.run(self.policy.find, addr)
                 d.addCallback(self._create_unless_found, addr, password)
+                d = timed(d, LATENCY.labels("passdb"))
                 return d.addCallbacks(self._passdb_reply, self._store_failed,
                                       errbackArgs=("passdb",))
             case ["shared", "userdb", rest]:
                 (addr,) = self._split(rest, 1)
-                d = self.pool.run(self.policy.userdb, addr)
+                d = timed(self.pool.run(self.policy.userdb, addr), LATENCY.labels("userdb"))
                 return d.addCallbacks(self._userdb_reply, self._store_failed,
                                       errbackArgs=("userdb",))
         LOOKUPS.labels("other", "not_found").inc()
@@ -71,6 +77,7 @@ class AuthDict(DictHandler):
         return parts
 
     def _passdb_reply(self, result):
+        LAST_SUCCESS.set_to_current_time()
         if result.refusal is not None:
             LOOKUPS.labels("passdb", "refused").inc()
             REFUSED.labels(result.refusal.value).inc()
@@ -84,6 +91,7 @@ class AuthDict(DictHandler):
         return json.dumps(result.fields)
 
     def _userdb_reply(self, fields):
+        LAST_SUCCESS.set_to_current_time()
         LOOKUPS.labels("userdb", "found" if fields else "not_found").inc()
         return json.dumps(fields) if fields else None
 
@@ -100,4 +108,4 @@ class AuthDict(DictHandler):
         if path != USERDB_PREFIX:
             return ()
         d = self.pool.run(lambda: [(USERDB_PREFIX + a, "") for a in self.policy.users()])
-        return d.addErrback(self._store_failed, "iterate")
+        return timed(d, LATENCY.labels("iterate")).addErrback(self._store_failed, "iterate")

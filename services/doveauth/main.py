@@ -4,7 +4,7 @@ import sys
 
 from ..core.dictproto import DictServerFactory
 from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, run
+from ..core.runner import BlockingPool, Daemon, listen_description, run
 from ..core.store import open_store
 from .dictfront import AuthDict
 from .policy import AccountPolicy
@@ -18,7 +18,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     create_pool.setServiceParent(daemon)
     policy = AccountPolicy(config, open_store(config))
     front = AuthDict(policy, pool, create_pool)
-    daemon.listen(config.doveauth.listen, DictServerFactory(front), "dict")
+    daemon.listen(listen_description(args, config.doveauth.listen),
+                  DictServerFactory(front), "dict")
     add_metrics_endpoint(daemon, config.doveauth.metrics)
     return daemon
 

@@ -7,11 +7,12 @@ for an address that has no account. A value that is not a plausible unix time
 fails the commit with `F`; the connection stays usable.
 """
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 from twisted.logger import Logger
 
 from ..core.addresses import BadAddress, check_address
 from ..core.dictproto import DictFailure, DictHandler
+from ..core.metrics import timed
 from ..core.store import StoreError, day_of
 
 PREFIX = "shared/last-login/"
@@ -19,6 +20,10 @@ MAX_TIMESTAMP = 1 << 33  # year 2242; larger values are milli/micro seconds or j
 
 UPDATES = Counter("chatmail_lastlogin_updates_total", "last-login records received",
                   ["result"])
+LATENCY = Histogram("chatmail_lastlogin_request_seconds",
+                    "Time from request to answer, thread pool wait included", ["op"])
+LAST_SUCCESS = Gauge("chatmail_lastlogin_last_success_timestamp_seconds",
+                     "When lastlogin last recorded a login")
 
 
 def parse_timestamp(value) -> int:
@@ -51,7 +56,7 @@ class LastLoginDict(DictHandler):
         addr = self._addr(key)
         if addr is None:
             return None
-        d = self.pool.run(self.store.get_last_login, addr)
+        d = timed(self.pool.run(self.store.get_last_login, addr), LATENCY.labels("lookup"))
         d.addCallback(lambda day: None if day is None else str(day))
         return d.addErrback(self._store_failed)
 
@@ -69,7 +74,7 @@ class LastLoginDict(DictHandler):
                               op=change.op)
                 continue
             updates.append((addr, day_of(parse_timestamp(change.value))))
-        return self.pool.run(self._apply, updates)
+        return timed(self.pool.run(self._apply, updates), LATENCY.labels("commit"))
 
     def _apply(self, updates):
         for addr, day in updates:
@@ -79,3 +84,4 @@ class LastLoginDict(DictHandler):
                 UPDATES.labels("failed").inc()
                 raise DictFailure(f"temporary failure: {e}") from None
             UPDATES.labels("recorded" if known else "no_account").inc()
+        LAST_SUCCESS.set_to_current_time()

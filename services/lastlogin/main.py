@@ -4,7 +4,7 @@ import sys
 
 from ..core.dictproto import DictServerFactory
 from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, run
+from ..core.runner import BlockingPool, Daemon, listen_description, run
 from ..core.store import open_store
 from .dictfront import LastLoginDict
 
@@ -14,7 +14,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     pool = BlockingPool(reactor, 2, "lastlogin")
     pool.setServiceParent(daemon)
     handler = LastLoginDict(config, open_store(config), pool)
-    daemon.listen(config.lastlogin.listen, DictServerFactory(handler), "dict")
+    daemon.listen(listen_description(args, config.lastlogin.listen),
+                  DictServerFactory(handler), "dict")
     add_metrics_endpoint(daemon, config.lastlogin.metrics)
     return daemon
 

@@ -171,3 +171,69 @@ def test_damaged_queue_items_and_stale_temp_files_are_removed(store, tmp_path):
     os.utime(stale, (NOW - 7200, NOW - 7200))
     assert store.claim_push(NOW, 10, 30) == ([], None)
     assert list(queue.iterdir()) == []
+
+
+def queue_item(tmp_path, name, addr, ts=NOW, token="tok"):
+    queue = tmp_path / "mail" / "pending_notifications"
+    queue.mkdir(parents=True, exist_ok=True)
+    (queue / name).write_text(f"{addr}\n{ts}\n{token}")
+    return queue / name
+
+
+def test_delete_account_removes_home_tokens_and_its_queue_items(store, tmp_path):
+    addr, other = "abcdefghi@" + DOMAIN, "otherone1@" + DOMAIN
+    store.create_account(addr, HASH, NOW)
+    store.create_account(other, HASH, NOW)
+    home = tmp_path / "mail" / addr
+    (home / "metadata.json").write_text('{"devicetoken": {"t": 1}}')
+    (home / "cur").mkdir()
+    (home / "cur" / "1.msg").write_text("mail")
+    mine = queue_item(tmp_path, "a" * 32, addr)
+    writing = queue_item(tmp_path, "b" * 32 + ".tmp", addr)
+    theirs = queue_item(tmp_path, "c" * 32, other)
+    assert store.delete_account(addr) is True
+    assert not home.exists() and not mine.exists() and not writing.exists()
+    assert theirs.exists() and store.get_password(other) == HASH
+    assert sorted(p.name for p in (tmp_path / "mail").iterdir()) == [
+        "otherone1@" + DOMAIN, "pending_notifications"]
+
+
+def test_delete_unknown_account_is_false_and_creates_nothing(store, tmp_path):
+    assert store.delete_account("abcdefghi@" + DOMAIN) is False
+    assert not (tmp_path / "mail").exists()
+
+
+def test_delete_accounts_counts_those_that_existed(store):
+    addrs = [f"account{i:02d}@{DOMAIN}" for i in range(3)]
+    for addr in addrs[:2]:
+        store.create_account(addr, HASH, NOW)
+    assert store.delete_accounts(addrs) == 2
+    assert list(store.iter_accounts()) == []
+
+
+@pytest.mark.parametrize("addr", ["../etc@" + DOMAIN, "x@other.org"])
+def test_delete_refuses_unsafe_addresses(store, addr):
+    with pytest.raises(ValueError):
+        store.delete_account(addr)
+
+
+def test_pending_notifications_list_address_and_time_never_the_token(store, tmp_path):
+    queue_item(tmp_path, "a" * 32, "abcdefghi@" + DOMAIN, ts=NOW, token="secret-token")
+    queue_item(tmp_path, "b" * 32 + ".tmp", "abcdefghi@" + DOMAIN)
+    queue_item(tmp_path, "c" * 32, "garbled", ts="not-a-number")
+    items = list(store.iter_pending_notifications())
+    assert [(i.id, i.addr, i.queued_at) for i in items] == [("a" * 32, "abcdefghi@" + DOMAIN, NOW)]
+    assert "secret-token" not in repr(items)
+
+
+def test_deleting_an_account_removes_its_queued_pushes_in_our_format(store):
+    gone, kept = "deleteme1@" + DOMAIN, "keepthis1@" + DOMAIN
+    for addr in (gone, kept):
+        store.create_account(addr, HASH, NOW)
+        store.enqueue_push(addr, ["tok-1", "tok-2"], NOW, NOW + 5 * 3600)
+    listed = sorted((i.addr, i.queued_at) for i in store.iter_pending_notifications())
+    assert listed == [(gone, NOW), (gone, NOW), (kept, NOW), (kept, NOW)]
+    assert store.delete_account(gone) is True
+    claimed, _ = store.claim_push(NOW, 10, 30)
+    assert sorted((i.addr, i.token) for i in claimed) == [(kept, "tok-1"), (kept, "tok-2")]
+    assert all(i.queued_at == NOW for i in claimed)

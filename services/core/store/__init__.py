@@ -4,10 +4,12 @@ The Redis backend is imported only when `storage` is a redis URL, so a
 relay on the embedded files store never needs the redis package.
 """
 
-from .base import AccountDamaged, PushItem, Store, StoreError, StoreUnavailable, day_of
+from .base import (
+    AccountDamaged, PendingNotification, PushItem, Store, StoreError, StoreUnavailable, day_of,
+)
 
-__all__ = ["AccountDamaged", "PushItem", "Store", "StoreError", "StoreUnavailable", "day_of",
-           "open_store"]
+__all__ = ["AccountDamaged", "PendingNotification", "PushItem", "Store", "StoreError",
+           "StoreUnavailable", "day_of", "open_store"]
 
 
 def open_store(config) -> Store:

@@ -10,7 +10,7 @@ stores check again before an address becomes a path or a key.
 
 import abc
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 
 class StoreError(Exception):
@@ -47,6 +47,16 @@ class PushItem:
     token: str
     deadline: float
     attempts: int = 0
+    queued_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class PendingNotification:
+    """One queued push notification; its device token is never exposed here."""
+
+    id: str
+    addr: str
+    queued_at: int
 
 
 class Store(abc.ABC):
@@ -129,6 +139,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def complete_push(self, item: PushItem) -> None:
         """Remove a claimed item for good (delivered, token gone, or dropped)."""
+
+    def delete_account(self, addr: str) -> bool:
+        """Delete an account and everything that belongs to it: its record, its
+        home `<mailboxes_dir>/<addr>` (mail, metadata.json with the push tokens)
+        and its pending notifications. True if there was something to delete.
+
+        Not abstract so that a backend written before it still loads; every
+        backend must implement it (chatmailctl and chatmail-expire call it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot delete accounts")
+
+    def delete_accounts(self, addrs: Iterable[str]) -> int:
+        """Delete several accounts (see delete_account); how many existed.
+
+        Backends override it when a batch is cheaper than one call per address
+        (the files store reads its notification queue once per batch).
+        """
+        return sum(1 for addr in addrs if self.delete_account(addr))
+
+    def iter_pending_notifications(self) -> Iterator[PendingNotification]:
+        """The persistent push notification queue, streamed, in no order."""
+        raise NotImplementedError(f"{type(self).__name__} has no notification queue")
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -10,10 +10,13 @@ Every write is crash-safe: data goes to a temporary file that is fsynced and
 then linked or renamed into place, and the directory is fsynced after. An
 account is created by `link()`, which fails if the password file exists, so
 of concurrent first logins exactly one wins, across threads and processes.
+An account is deleted by renaming its home out of sight first, so a login
+racing with the deletion never finds a half-deleted account with old mail.
 """
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -23,6 +26,8 @@ from .filespush import FilesPushMixin
 
 PASSWORD = "password"
 ENFORCE_E2EE = "enforceE2EEincoming"
+PENDING_NOTIFICATIONS = "pending_notifications"
+TOMBSTONE_PREFIX = ".deleting-"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -158,6 +163,30 @@ class FilesStore(FilesPushMixin, Store):
 
     def enforces_e2ee_incoming(self, addr: str) -> bool:
         return (self.account_dir(addr) / ENFORCE_E2EE).exists()
+
+    def delete_account(self, addr: str) -> bool:
+        return self.delete_accounts([addr]) == 1
+
+    def delete_accounts(self, addrs) -> int:
+        addrs = set(addrs)
+        homes = [self.account_dir(addr) for addr in addrs]  # checks every address first
+        deleted = sum(1 for home in homes if self._remove_home(home))
+        self._purge_queue(addrs)
+        return deleted
+
+    def _remove_home(self, home: Path) -> bool:
+        tombstone = self.root / f"{TOMBSTONE_PREFIX}{secrets.token_hex(8)}"
+        try:
+            os.rename(home, tombstone)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StoreError(f"cannot delete account: {e.strerror}") from None
+        try:
+            shutil.rmtree(tombstone)
+        except OSError as e:
+            raise StoreError(f"account deleted, its files not: {tombstone}: {e.strerror}") from None
+        return True
 
     def close(self) -> None:
         pass

@@ -10,7 +10,7 @@ processes alike), read, change and atomically replace metadata.json, so
 concurrent SETMETADATA calls for one address never lose a token.
 
 A queue file is named `<due in ms>.<id>` and holds JSON
-`{"addr", "token", "deadline", "attempts"}`. Claiming renames it to a later
+`{"addr", "token", "deadline", "attempts", "queued_at"}`. Claiming renames it to a later
 due time (the lease): rename is atomic, so of concurrent claimers exactly one
 wins, and an item whose claimer crashed is simply due again when the lease
 ends. Items of the reference relay (named by a bare hex id, holding
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .base import PushItem, StoreError
+from .base import PendingNotification, PushItem, StoreError
 
 METADATA = "metadata.json"
 QUEUE_DIR = "pending_notifications"
@@ -139,7 +139,8 @@ class FilesPushMixin:
         try:
             self.queue_dir.mkdir(mode=0o700, exist_ok=True)
             for token in tokens:
-                self._write_item(_due_name(now, uuid.uuid4().hex), addr, token, deadline, 0)
+                self._write_item(_due_name(now, uuid.uuid4().hex),
+                                 PushItem("", addr, token, deadline, 0, now))
             self._fsync_dir(self.queue_dir)
         except OSError as e:
             raise StoreError(f"cannot queue notification: {e.strerror}") from None
@@ -170,9 +171,7 @@ class FilesPushMixin:
             return self._adopt_legacy(name, new)
         try:
             os.rename(self.queue_dir / name, self.queue_dir / new)
-            data = json.loads((self.queue_dir / new).read_bytes())
-            return PushItem(new, str(data["addr"]), str(data["token"]),
-                            float(data["deadline"]), int(data["attempts"]))
+            return _item_from_json(new, (self.queue_dir / new).read_bytes())
         except FileNotFoundError:
             return None  # another claimer won
         except (ValueError, KeyError, TypeError):
@@ -189,14 +188,16 @@ class FilesPushMixin:
         except ValueError:
             path.unlink(missing_ok=True)
             return None
-        self._write_item(new, addr, token, deadline, 0)
+        item = PushItem(new, addr, token, deadline, 0, int(start))
+        self._write_item(new, item)
         path.unlink(missing_ok=True)
-        return PushItem(new, addr, token, deadline, 0)
+        return item
 
     def reschedule_push(self, item, due, attempts):
         ident = item.id.partition(".")[2]
         try:
-            self._write_item(item.id, item.addr, item.token, item.deadline, attempts)
+            self._write_item(item.id, PushItem(item.id, item.addr, item.token, item.deadline,
+                                               attempts, item.queued_at))
             os.rename(self.queue_dir / item.id, self.queue_dir / _due_name(due, ident))
             self._fsync_dir(self.queue_dir)
         except OSError as e:
@@ -209,8 +210,9 @@ class FilesPushMixin:
         except OSError as e:
             raise StoreError(f"cannot complete notification: {e.strerror}") from None
 
-    def _write_item(self, name, addr, token, deadline, attempts):
-        data = {"addr": addr, "token": token, "deadline": deadline, "attempts": attempts}
+    def _write_item(self, name, item: PushItem):
+        data = {"addr": item.addr, "token": item.token, "deadline": item.deadline,
+                "attempts": item.attempts, "queued_at": item.queued_at}
         tmp = self._write_temp(self.queue_dir, json.dumps(data).encode())
         os.replace(tmp, self.queue_dir / name)
 
@@ -223,3 +225,60 @@ class FilesPushMixin:
                         path.unlink()
                 except OSError:
                     pass  # gone already, or not ours to judge: the next claim retries
+
+    # -- what admin tools and account deletion see of the queue -----------
+    def _queue_files(self, in_progress: bool):
+        """Queue files; with `in_progress` also the reference relay's `<id>.tmp`
+        files that are still being written (our own `.tmp.*` never: renaming
+        them into place must not fail)."""
+        try:
+            entries = os.scandir(self.queue_dir)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                if _parse_name(entry.name) is not None or (
+                        in_progress and entry.name.endswith(".tmp")
+                        and not entry.name.startswith(".")):
+                    yield entry
+
+    def iter_pending_notifications(self):
+        for entry in self._queue_files(in_progress=False):
+            item = _read_queue_file(entry)
+            if item is not None:
+                yield item
+
+    def _purge_queue(self, addrs) -> None:
+        for entry in self._queue_files(in_progress=True):
+            item = _read_queue_file(entry)
+            if item is not None and item.addr in addrs:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass  # the notifier finished it meanwhile
+
+
+def _item_from_json(name: str, raw: bytes) -> PushItem:
+    data = json.loads(raw)
+    return PushItem(name, str(data["addr"]), str(data["token"]), float(data["deadline"]),
+                    int(data["attempts"]), float(data.get("queued_at", 0)))
+
+
+def _read_queue_file(entry) -> Optional[PendingNotification]:
+    """Address and queue time of one queue file (ours or the reference relay's);
+    None if it vanished meanwhile or is damaged. The token is never exposed."""
+    try:
+        with open(entry.path, "rb") as f:
+            raw = f.read(64 * 1024)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot read the notification queue: {e.strerror}") from None
+    try:
+        if raw.startswith(b"{"):
+            item = _item_from_json(entry.name, raw)
+            return PendingNotification(entry.name, item.addr, int(item.queued_at))
+        addr, start, _token = raw.split(b"\n", 2)
+        return PendingNotification(entry.name, addr.decode("utf-8"), int(start))
+    except (ValueError, KeyError, TypeError):
+        return None

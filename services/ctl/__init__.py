@@ -1,0 +1,1 @@
+"""chatmailctl: the operator's command line (config, accounts, registration, queue)."""

@@ -1,0 +1,95 @@
+"""`chatmailctl --config FILE COMMAND`: administer a relay from a shell or a script.
+
+    config check                        is the file usable? (exit 0 / 2)
+    accounts list [--long] [--inactive-days N]
+    accounts show ADDR
+    accounts delete ADDR...             the account with its mail, tokens, queued notifications
+    registration block|unblock|status   the "no new accounts" switch (doveauth.nocreate_file)
+    queue show                          the pending push notifications (never their tokens)
+
+Output goes to stdout, one record per line, errors to stderr. Exit status:
+0 done, 1 not found (an unknown account), 2 bad usage or config,
+3 the store or a file could not be read or written.
+"""
+
+import argparse
+import sys
+import time
+
+from ..core.config import ConfigError, load_config
+from ..core.store import StoreError, open_store
+from . import commands
+from .commands import EXIT_FAILED, EXIT_USAGE, Failure
+
+PROG = "chatmailctl"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="chatmail.yaml (or a legacy chatmail.ini)")
+    top = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    config = top.add_parser("config", help="check the configuration")
+    config.add_subparsers(dest="action", required=True).add_parser("check")
+
+    accounts = top.add_parser("accounts", help="list, show, delete accounts")
+    acts = accounts.add_subparsers(dest="action", required=True)
+    listing = acts.add_parser("list", help="one address per line, unordered")
+    listing.add_argument("--long", action="store_true", help="add the last-login day (UTC)")
+    listing.add_argument("--inactive-days", type=int, metavar="N",
+                         help="only accounts without a login for N days")
+    acts.add_parser("show", help="one account's details").add_argument("addr")
+    acts.add_parser("delete", help="delete accounts and all their data").add_argument(
+        "addrs", nargs="+", metavar="addr")
+
+    registration = top.add_parser("registration", help="allow or stop new accounts")
+    registration.add_argument("action", choices=["block", "unblock", "status"])
+    queue = top.add_parser("queue", help="pending push notifications")
+    queue.add_subparsers(dest="action", required=True).add_parser("show")
+    return parser
+
+
+def main(argv=None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv=None, out=None, err=None, now=None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        err.write(f"{PROG}: {e}\n")
+        return EXIT_USAGE
+    try:
+        return _dispatch(args, config, out, err, time.time() if now is None else now)
+    except Failure as e:
+        err.write(f"{PROG}: {e}\n")
+        return e.status
+    except (StoreError, OSError) as e:
+        err.write(f"{PROG}: {e}\n")
+        return EXIT_FAILED
+    except NotImplementedError as e:
+        err.write(f"{PROG}: not supported by storage {config.storage!r}: {e}\n")
+        return EXIT_FAILED
+
+
+def _dispatch(args, config, out, err, now) -> int:
+    if args.group == "config":
+        return commands.config_check(config, out)
+    if args.group == "registration":
+        return commands.registration(config, args.action, out)
+    store = open_store(config)
+    try:
+        match (args.group, args.action):
+            case ("accounts", "list"):
+                return commands.accounts_list(store, out, now, args.long, args.inactive_days)
+            case ("accounts", "show"):
+                return commands.accounts_show(config, store, args.addr, out, now)
+            case ("accounts", "delete"):
+                return commands.accounts_delete(config, store, args.addrs, out, err)
+            case ("queue", "show"):
+                return commands.queue_show(store, out, now)
+    finally:
+        store.close()
+    raise AssertionError(f"unhandled command {args.group} {args.action}")

@@ -1,0 +1,1 @@
+"""chatmail-expire: the daily expiry of accounts and mail, and Dovecot's quota hook."""
