@@ -4,7 +4,7 @@ import sys
 
 from ..core.dictproto import DictServerFactory
 from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, run
+from ..core.runner import BlockingPool, Daemon, listen_description, run
 from ..core.store import open_store
 from .dictfront import MetadataDict
 from .http import HttpPoster
@@ -30,7 +30,7 @@ def make_service(config, reactor, args=None) -> Daemon:
     notifier.setServiceParent(daemon)
     handler = MetadataDict(config, policy, ServerKeys(config, reactor, pool), notifier,
                            pool, reactor)
-    daemon.listen(settings.listen, DictServerFactory(handler), "dict")
+    daemon.listen(listen_description(args, settings.listen), DictServerFactory(handler), "dict")
     add_metrics_endpoint(daemon, settings.metrics)
     return daemon
 
