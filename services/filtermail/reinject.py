@@ -65,6 +65,17 @@ def stuffed_parts(parts) -> list:
     return out
 
 
+def no_delay(transport):
+    """Disable Nagle's algorithm: a small write (".\r\n", a reply) must not wait
+    for the ACK of the previous one, which the peer delays by up to 40 ms."""
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:  # not a TCP socket after all
+            pass
+
+
 @implementer(IPullProducer)
 class _Streamer:
     """Write the message in CHUNK-sized slices as the transport drains."""
@@ -107,6 +118,7 @@ class ReinjectClient(LineReceiver):
         self.idle_timer = None
 
     def connectionMade(self):
+        no_delay(self.transport)
         d = self._expect_reply()
         d.addCallback(self._greeted)
         d.chainDeferred(self.ready)

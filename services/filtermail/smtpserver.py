@@ -178,6 +178,9 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         self.reader = None
 
     def connectionMade(self):
+        from .reinject import no_delay
+
+        no_delay(self.transport)
         self.setTimeout(self.IDLE_TIMEOUT)
         self.reply(220, f"{self.hostname} ESMTP chatmail filtermail")
 
