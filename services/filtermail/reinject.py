@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from .smtpserver import Reply
+from .smtpserver import Reply, no_delay
 
 CHUNK = 1 << 16
 IDLE_SECONDS = 30
@@ -63,17 +63,6 @@ def stuffed_parts(parts) -> list:
             out.append(dot_stuff(part, at_line_start))
             at_line_start = part[-1:] == b"\n"
     return out
-
-
-def no_delay(transport):
-    """Disable Nagle's algorithm: a small write (".\r\n", a reply) must not wait
-    for the ACK of the previous one, which the peer delays by up to 40 ms."""
-    set_no_delay = getattr(transport, "setTcpNoDelay", None)
-    if set_no_delay is not None:
-        try:
-            set_no_delay(True)
-        except OSError:  # not a TCP socket after all
-            pass
 
 
 @implementer(IPullProducer)

@@ -68,6 +68,17 @@ class Envelope:
         return [addr for addr, _ in self.rcpts]
 
 
+def no_delay(transport):
+    """Disable Nagle's algorithm: a small write (".\r\n", a reply) must not wait
+    for the ACK of the previous one, which the peer delays by up to 40 ms."""
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:  # not a TCP socket after all
+            pass
+
+
 class SyntaxProblem(Exception):
     """A command argument that cannot be parsed; str() is the reply text."""
 
@@ -178,8 +189,6 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         self.reader = None
 
     def connectionMade(self):
-        from .reinject import no_delay
-
         no_delay(self.transport)
         self.setTimeout(self.IDLE_TIMEOUT)
         self.reply(220, f"{self.hostname} ESMTP chatmail filtermail")
