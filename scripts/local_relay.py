@@ -55,7 +55,7 @@ def port_open(port: int) -> bool:
 
 class LocalRelay:
     def __init__(self, base: Path, mail_domain: str = "chat.example.org",
-                 imap_port: int = 0, overrides=None):
+                 imap_port: int = 0, overrides=None, postfix=None):
         self.base = Path(base)
         self.mail_domain = mail_domain
         self.imap_port = imap_port or free_port()
@@ -68,6 +68,12 @@ class LocalRelay:
         self.dovecot_dir = self.base / "dovecot"
         self.procs = {}
         self.vmail = pwd.getpwnam("vmail")
+        # "before" or "after": Postfix with filtermail wired in that mode (local_postfix.py)
+        self.mail = None
+        if postfix:
+            from local_postfix import PostfixPart
+
+            self.mail = PostfixPart(self, postfix, free_port)
 
     # -- rendering ---------------------------------------------------------
     def render_conf(self, name: str) -> str:
@@ -87,6 +93,8 @@ class LocalRelay:
             "lastlogin": {"listen": f"unix:{self.run_dir}/lastlogin.socket:mode=660"},
             "metadata": {"listen": f"unix:{self.run_dir}/metadata.socket:mode=660"},
         }
+        if self.mail:
+            data["filtermail"] = self.mail.filtermail_config()
         for section, values in self.overrides.items():
             if isinstance(values, dict):
                 data.setdefault(section, {}).update(values)
@@ -105,6 +113,8 @@ class LocalRelay:
                      "91-chatmail-metadata.conf", "chatmail-push.lua"):
             (self.dovecot_dir / name).write_text(self.render_conf(f"dovecot/{name}"))
         (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
+        if self.mail:
+            self.mail.render()
 
     def dovecot_main_conf(self) -> str:
         d = self.dovecot_dir
@@ -139,7 +149,7 @@ service anvil {{
 }}
 !include {d}/90-chatmail.conf
 !include {d}/91-chatmail-metadata.conf
-"""
+""" + (f"!include {d}/91-chatmail-postfix.conf\n" if self.mail else "")
 
     # -- processes ---------------------------------------------------------
     def start_daemon(self, name: str, *extra):
@@ -153,6 +163,16 @@ service anvil {{
         socket_path = self.run_dir / f"{name}.socket"
         wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
         return proc
+
+    def start_process(self, name: str, cmd, user=None):
+        log = open(self.base / f"{name}.log", "ab")
+        kwargs = dict(user=user, group=user, extra_groups=[]) if user else {}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, **kwargs)
+        self.procs[name] = proc
+        return proc
+
+    def wait_port(self, port: int, what: str, proc=None):
+        wait_for(lambda: port_open(port), what, proc=proc)
 
     def restart_daemon(self, name: str, **overrides):
         """Stop one daemon, rewrite chatmail.yaml with `overrides`, start it again."""
@@ -206,10 +226,18 @@ service anvil {{
         if self.config_data().get("storage", "files") == "files":
             # chatmail-metadata refuses Redis storage until Redis holds push state
             self.start_daemon("metadata")
+        if self.mail:
+            self.mail.start_dns()
+            self.mail.start_filtermail("outgoing")
+            self.mail.start_filtermail("incoming")
         self.start_dovecot()
+        if self.mail:
+            self.mail.start_postfix()
         return self
 
     def stop(self) -> None:
+        if self.mail:
+            self.mail.stop()
         for name, proc in reversed(list(self.procs.items())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -227,10 +255,13 @@ def main(argv=None) -> int:
     parser.add_argument("--domain", default="chat.example.org")
     parser.add_argument("--imap-port", type=int, default=1143)
     parser.add_argument("--fresh", action="store_true", help="remove --dir first")
+    parser.add_argument("--postfix", choices=["before", "after", "none"], default="before",
+                        help="Postfix with filtermail before-queue (default), after-queue, or none")
     args = parser.parse_args(argv)
     if args.fresh and args.dir.exists():
         shutil.rmtree(args.dir)
-    relay = LocalRelay(args.dir, args.domain, args.imap_port)
+    relay = LocalRelay(args.dir, args.domain, args.imap_port,
+                       postfix=None if args.postfix == "none" else args.postfix)
     try:
         relay.start_notify_sink()
         relay.start()
@@ -247,8 +278,15 @@ print(c.login('abcdefghi@{args.domain}', 'a-secret-password'))"
   LMTP:  127.0.0.1:{relay.lmtp_port} (local delivery, e.g. with Python's smtplib.LMTP)
   Push notifications (a local HTTPS sink stands in for notifications.delta.chat):
     tail -f {relay.notifications_log}
-Press Ctrl-C to stop.
 """)
+    if relay.mail:
+        ports = relay.mail.ports
+        sys.stdout.write(f"""  SMTP:  submission 127.0.0.1:{ports['submission']} (STARTTLS, self-signed), \
+submissions {ports['submissions']}, port 25 as {ports['smtp']}
+  Postfix ({args.postfix}-queue filters): postfix -c {relay.mail.etc} ..., \
+log {relay.mail.dir}/postfix.log
+""")
+    sys.stdout.write("Press Ctrl-C to stop.\n")
     sys.stdout.flush()
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))

@@ -117,12 +117,15 @@ class MetadataConfig:
 class FilterDirection:
     listen: str
     reinject: str
+    metrics: typing.Optional[str] = None
 
 
 @dataclass(frozen=True)
 class DkimSign:
     selector: str
     key_file: str
+    ed25519_selector: typing.Optional[str] = None
+    ed25519_key_file: typing.Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class DkimConfig:
     verify: bool = True
     nameservers: typing.Tuple[str, ...] = ()
     sign: typing.Optional[DkimSign] = None
+    dns_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ class FiltermailConfig:
     max_user_send_burst_size: int = 10
     passthrough_senders: typing.Tuple[str, ...] = ()
     passthrough_recipients: typing.Tuple[str, ...] = ()
+    reinject_timeout: float = 60.0
+    threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,12 @@ def _validate(config: Config) -> None:
          "must be positive"),
         *((f"expire.{key}", getattr(config.expire, key) >= 1, "must be at least 1 (days)")
           for key in ("delete_inactive_users_after", "delete_mails_after", "delete_large_after")),
+        ("filtermail.reinject_timeout", config.filtermail.reinject_timeout > 0,
+         "must be positive"),
+        ("filtermail.threads", 1 <= config.filtermail.threads <= 64,
+         "must be between 1 and 64"),
+        ("filtermail.dkim.dns_timeout", config.filtermail.dkim.dns_timeout > 0,
+         "must be positive"),
     ]
     for key, ok, problem in checks + _metadata_checks(config):
         if not ok:
@@ -361,6 +373,10 @@ def _endpoints(config):
     yield "metadata.listen", config.metadata.listen
     yield "filtermail.outgoing.listen", fm.outgoing.listen
     yield "filtermail.incoming.listen", fm.incoming.listen
+    for direction in ("outgoing", "incoming"):
+        metrics = getattr(fm, direction).metrics
+        if metrics is not None:
+            yield f"filtermail.{direction}.metrics", metrics
     for section in ("doveauth", "lastlogin", "metadata", "filtermail"):
         metrics = getattr(config, section).metrics
         if metrics is not None:

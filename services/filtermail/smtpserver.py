@@ -1,0 +1,340 @@
+"""The ESMTP server side of filtermail: what Postfix's filter clients speak to it.
+
+Postfix hands mail to a filter with its SMTP client: ``smtpd_proxy_filter``
+(before-queue, SMTPD_PROXY_README) or ``content_filter`` with an ``smtp``
+transport (after-queue, FILTER_README). This protocol speaks the part of
+RFC 5321 they use: EHLO/HELO, MAIL and RCPT with ESMTP parameters (kept
+verbatim so reinjection can pass them on), XFORWARD (Postfix's
+XFORWARD_README), DATA, RSET, NOOP, QUIT, any number of transactions per
+connection, the null sender ``<>``, and pipelined commands.
+
+It is our own small protocol rather than ``twisted.mail.smtp.ESMTP`` because
+that server drops ESMTP parameters, has no XFORWARD, buffers DATA line by
+line with no size limit and answers 550 when end-of-message handling fails
+(twisted#4904). Here DATA is read in raw mode: the end marker is searched in
+whole chunks, the excess over ``max_message_size`` is counted and discarded
+(552 5.3.4 at the end, RFC 3463), and the message is handed to the handler
+undecoded (8-bit bytes are data) with dot-stuffing undone (RFC 5321 section
+4.5.2).
+
+``handler.deliver(envelope, message)`` returns a Deferred reply; whatever
+goes wrong in it becomes ``451 4.3.0`` (`TEMPFAIL`) in `_data_done`, the one
+place where a failure turns into a reply: the client keeps the message and
+retries, nothing is lost.
+"""
+
+from dataclasses import dataclass, field
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    text: str
+
+    def encode(self) -> bytes:
+        lines = self.text.split("\n")
+        out = [f"{self.code}-{line}" for line in lines[:-1]] + [f"{self.code} {lines[-1]}"]
+        return "".join(line + "\r\n" for line in out).encode("utf-8", "surrogateescape")
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+
+TEMPFAIL = Reply(451, "4.3.0 Error: queue file write error, try again later")
+TOO_BIG = Reply(552, "5.3.4 Error: message file too big")
+OK = Reply(250, "2.0.0 Ok")
+
+
+@dataclass
+class Envelope:
+    """One mail transaction: MAIL FROM (without <>; "" is the null sender),
+    its ESMTP parameters, and the RCPTs with theirs, all as received."""
+
+    mail_from: str
+    mail_params: tuple = ()
+    rcpts: list = field(default_factory=list)  # [(address, params)]
+    xforward: tuple = ()  # the XFORWARD attribute strings received, e.g. "NAME=x"
+    helo: str = ""
+
+    @property
+    def rcpt_tos(self) -> list:
+        return [addr for addr, _ in self.rcpts]
+
+
+def no_delay(transport):
+    """Disable Nagle's algorithm: a small write (".\r\n", a reply) must not wait
+    for the ACK of the previous one, which the peer delays by up to 40 ms."""
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:  # not a TCP socket after all
+            pass
+
+
+class SyntaxProblem(Exception):
+    """A command argument that cannot be parsed; str() is the reply text."""
+
+
+def parse_path(arg: str, keyword: str):
+    """Parse ``FROM:<addr> PARAMS`` / ``TO:<addr> PARAMS``: (address, params)."""
+    head, sep, rest = arg.partition(":")
+    if not sep or head.strip().upper() != keyword:
+        raise SyntaxProblem(f"5.5.4 Syntax: {keyword}:<address>")
+    rest = rest.lstrip()
+    if rest.startswith("<"):
+        end = _closing_bracket(rest)
+        if end < 0:
+            raise SyntaxProblem("5.1.7 Bad address syntax")
+        addr, params = rest[1:end], rest[end + 1:]
+        if params and not params[0].isspace():
+            raise SyntaxProblem("5.1.7 Bad address syntax")
+    else:  # tolerated, like Postfix's default (strict_rfc821_envelopes = no)
+        addr, _, params = rest.partition(" ")
+    return addr.strip(), tuple(params.split())
+
+
+def _closing_bracket(text: str) -> int:
+    quoted = False
+    for i, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char == ">" and not quoted:
+            return i
+    return -1
+
+
+def param_value(params, name: str):
+    """The value of ESMTP parameter `name` (case-insensitive), or None."""
+    prefix = name.upper() + "="
+    for param in params:
+        if param.upper().startswith(prefix):
+            return param[len(prefix):]
+    return None
+
+
+def unstuff(message: bytearray) -> bytearray:
+    """Undo dot-stuffing (RFC 5321 section 4.5.2): a line's leading dot goes."""
+    if message[:1] == b".":
+        del message[0]
+    if message.find(b"\r\n.") >= 0:
+        message = message.replace(b"\r\n.", b"\r\n")
+    return message
+
+
+END_OF_DATA = b"\r\n.\r\n"
+
+
+class DataReader:
+    """Collect DATA chunks up to the end marker, keeping at most `limit` bytes."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.buffer = bytearray()
+        self.size = 0
+        self.tail = b"\r\n"  # DATA starts at the beginning of a line
+
+    @property
+    def too_big(self) -> bool:
+        return self.buffer is None
+
+    def feed(self, chunk: bytes):
+        """Take a chunk; return the bytes after the end marker, or None if not there yet."""
+        window = self.tail + chunk
+        marker = window.find(END_OF_DATA)
+        if marker < 0:
+            self._keep(chunk)
+            self.tail = window[-4:]
+            return None
+        end = marker + 2 - len(self.tail)  # the CRLF before "." belongs to the message
+        if end >= 0:
+            self._keep(chunk[:end])
+        elif self.buffer is not None:
+            del self.buffer[end:]
+        return window[marker + len(END_OF_DATA):]
+
+    def _keep(self, data: bytes):
+        self.size += len(data)
+        if self.buffer is None:
+            return
+        if self.size > self.limit:
+            self.buffer = None  # discard, keep only counting and looking for the end
+        else:
+            self.buffer += data
+
+
+class SMTPServer(LineReceiver, TimeoutMixin):
+    """One filter connection from Postfix. `handler` decides; see module docstring."""
+
+    log = Logger()
+    delimiter = b"\r\n"
+    MAX_LENGTH = 8192  # far above Postfix's lines (XFORWARD values are capped at 255)
+    MAX_RECIPIENTS = 1000  # Postfix's smtpd_recipient_limit default
+    IDLE_TIMEOUT = 300
+
+    def __init__(self, handler, hostname: str, max_message_size: int):
+        self.handler = handler
+        self.hostname = hostname
+        self.max_message_size = max_message_size
+        self.helo = None
+        self.envelope = None
+        self.xforward = []
+        self.reader = None
+
+    def connectionMade(self):
+        no_delay(self.transport)
+        self.setTimeout(self.IDLE_TIMEOUT)
+        self.reply(220, f"{self.hostname} ESMTP chatmail filtermail")
+
+    def timeoutConnection(self):
+        self.reply(421, "4.4.2 Error: timeout exceeded")
+        self.transport.loseConnection()
+
+    def reply(self, code: int, text: str) -> None:
+        self.send(Reply(code, text))
+
+    def send(self, reply: Reply) -> None:
+        self.transport.write(reply.encode())
+
+    def lineLengthExceeded(self, line):
+        self.reply(500, "5.5.0 Error: line too long")
+        self.transport.loseConnection()
+
+    # -- command mode ------------------------------------------------------
+    def lineReceived(self, line: bytes):
+        self.resetTimeout()
+        text = line.decode("utf-8", "surrogateescape")
+        verb, _, arg = text.partition(" ")
+        command = getattr(self, "smtp_" + verb.upper(), None) if verb.isalpha() else None
+        if command is None:
+            return self.reply(502, "5.5.2 Error: command not recognized")
+        try:
+            command(arg.strip())
+        except SyntaxProblem as problem:
+            self.reply(501, str(problem))
+
+    def smtp_EHLO(self, arg):
+        self._greeted(arg)
+        extensions = ["PIPELINING", f"SIZE {self.max_message_size}", "8BITMIME",
+                      "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN",
+                      "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"]
+        self.reply(250, "\n".join([self.hostname] + extensions))
+
+    def smtp_HELO(self, arg):
+        self._greeted(arg)
+        self.reply(250, self.hostname)
+
+    def _greeted(self, arg):
+        if not arg:
+            raise SyntaxProblem("5.5.4 Syntax: EHLO hostname")
+        self.helo = arg
+        self._reset()
+
+    def smtp_XFORWARD(self, arg):
+        if self.envelope is not None:
+            return self.reply(503, "5.5.1 Error: MAIL transaction in progress")
+        attributes = arg.split()
+        if not attributes or not all("=" in a for a in attributes):
+            raise SyntaxProblem("5.5.4 Syntax: XFORWARD attribute=value...")
+        self.xforward.extend(attributes)
+        self.reply(250, "2.0.0 Ok")
+
+    def smtp_MAIL(self, arg):
+        if self.helo is None:
+            return self.reply(503, "5.5.1 Error: send HELO/EHLO first")
+        if self.envelope is not None:
+            return self.reply(503, "5.5.1 Error: nested MAIL command")
+        addr, params = parse_path(arg, "FROM")
+        size = param_value(params, "SIZE")
+        if size is not None and size.isdigit() and int(size) > self.max_message_size:
+            return self.send(TOO_BIG)
+        refusal = self.handler.check_mail(addr, params)
+        if refusal is not None:
+            return self.send(refusal)
+        self.envelope = Envelope(addr, params, xforward=tuple(self.xforward), helo=self.helo)
+        self.reply(250, "2.1.0 Ok")
+
+    def smtp_RCPT(self, arg):
+        if self.envelope is None:
+            return self.reply(503, "5.5.1 Error: need MAIL command")
+        if len(self.envelope.rcpts) >= self.MAX_RECIPIENTS:
+            return self.reply(452, "4.5.3 Error: too many recipients")
+        addr, params = parse_path(arg, "TO")
+        if not addr:
+            raise SyntaxProblem("5.1.3 Bad recipient address syntax")
+        self.envelope.rcpts.append((addr, params))
+        self.reply(250, "2.1.5 Ok")
+
+    def smtp_DATA(self, arg):
+        if self.envelope is None or not self.envelope.rcpts:
+            return self.reply(503, "5.5.1 Error: need RCPT command")
+        self.reply(354, "End data with <CR><LF>.<CR><LF>")
+        self.reader = DataReader(self.max_message_size)
+        self.setRawMode()
+
+    def smtp_RSET(self, arg):
+        self._reset()
+        self.reply(250, "2.0.0 Ok")
+
+    def smtp_NOOP(self, arg):
+        self.reply(250, "2.0.0 Ok")
+
+    def smtp_VRFY(self, arg):
+        self.reply(252, "2.0.0 Send some mail, I'll try my best")
+
+    def smtp_QUIT(self, arg):
+        self.reply(221, "2.0.0 Bye")
+        self.transport.loseConnection()
+
+    def _reset(self):
+        self.envelope = None
+        self.xforward = []
+
+    # -- DATA ----------------------------------------------------------------
+    def rawDataReceived(self, data: bytes):
+        self.resetTimeout()
+        rest = self.reader.feed(data)
+        if rest is None:
+            return
+        reader, envelope = self.reader, self.envelope
+        self.reader = None
+        self._reset()
+        self.pauseProducing()  # one transaction at a time; pipelined input waits
+        self.setTimeout(None)
+        self.setLineMode(rest)
+        if reader.too_big:
+            return self._data_done(TOO_BIG)
+        d = defer.maybeDeferred(self.handler.deliver, envelope, unstuff(reader.buffer))
+        d.addErrback(self._deliver_failed)
+        d.addCallback(self._data_done)
+
+    def _deliver_failed(self, failure):
+        self.log.failure("end of message handling failed; answering 451", failure)
+        return TEMPFAIL
+
+    def _data_done(self, reply):
+        if not isinstance(reply, Reply):
+            self.log.error("handler returned {reply!r}, not a Reply", reply=reply)
+            reply = TEMPFAIL
+        self.send(reply)
+        self.setTimeout(self.IDLE_TIMEOUT)
+        self.resumeProducing()
+
+
+class SMTPFactory(Factory):
+    noisy = False
+
+    def __init__(self, handler, hostname: str, max_message_size: int):
+        self.handler = handler
+        self.hostname = hostname
+        self.max_message_size = max_message_size
+
+    def buildProtocol(self, addr):
+        return SMTPServer(self.handler, self.hostname, self.max_message_size)

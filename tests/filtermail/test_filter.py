@@ -1,0 +1,124 @@
+"""A filter end to end in memory: Postfix's side -> SMTPServer(FilterHandler) -> reinject sink."""
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from chatmail_services.core.store.files import FilesStore
+from chatmail_services.filtermail.filter import FilterHandler, incoming_judge, outgoing_judge
+from chatmail_services.filtermail.ratelimit import RateLimiter
+from chatmail_services.filtermail.reinject import ReinjectPool
+from chatmail_services.filtermail.smtpserver import SMTPServer
+
+from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
+
+ALICE, BOB, OUTSIDE = "alice@chat.example.org", "bob@chat.example.org", "carol@example.net"
+TEMPFAIL = "451 4.3.0 Error: queue file write error, try again later"
+
+
+@pytest.fixture
+def env(make_config, inline_pool, tmp_path):
+    class Env:
+        loop = Loopback()
+        sink = SinkHandler()
+        clock = Clock()
+        config = make_config()
+        endpoint = LoopbackEndpoint(loop, sink)
+        reinject = ReinjectPool(clock, endpoint, "filter.test", timeout=60)
+        store = FilesStore(tmp_path / "mail", "chat.example.org")
+
+        def server(self, direction, **parts):
+            if direction == "outgoing":
+                parts.setdefault("judge", outgoing_judge(self.config))
+            else:
+                parts.setdefault("judge", incoming_judge(self.config, self.store))
+            handler = FilterHandler(direction, pool=inline_pool, reinject=self.reinject,
+                                    clock=self.clock, **parts)
+            proto = SMTPServer(handler, "filter.test", self.config.max_message_size)
+            proto.makeConnection(StringTransport())
+            proto.dataReceived(b"EHLO postfix.test\r\n")
+            proto.transport.clear()
+            return proto
+
+        def send(self, proto, message, mail_from=ALICE, rcpts=(OUTSIDE,)) -> str:
+            lines = [f"MAIL FROM:<{mail_from}>"] + [f"RCPT TO:<{r}>" for r in rcpts]
+            stuffed = message.replace(b"\r\n.", b"\r\n..")
+            proto.dataReceived("\r\n".join(lines + ["DATA"]).encode() + b"\r\n"
+                               + stuffed + b".\r\n")
+            self.loop.flush()
+            out = proto.transport.value().decode().splitlines()
+            proto.transport.clear()
+            return out[-1]
+
+    return Env()
+
+
+@pytest.fixture
+def eml(make_eml, armored):
+    def make(template, from_addr=ALICE, to_addr=OUTSIDE):
+        return make_eml(template, from_addr=from_addr, to_addr=to_addr,
+                        armored=armored.decode(), step="vc-request",
+                        text="Secure-Join: vc-request", from_domain="mx.example.net")
+    return make
+
+
+def test_encrypted_mail_is_reinjected_byte_for_byte_and_250_passes_postfix_reply(env, eml):
+    message = eml("encrypted") + b".dot line\r\n"
+    assert env.send(env.server("outgoing"), message) == f"250 {QUEUED.text}"
+    (envelope, got), = env.sink.received
+    assert got == message and envelope.rcpt_tos == [OUTSIDE]
+
+
+def test_cleartext_is_refused_523_and_not_reinjected(env, eml):
+    reply = env.send(env.server("outgoing"), eml("plain"))
+    assert reply == "523 Encryption Needed: Invalid Unencrypted Mail"
+    assert env.sink.received == [] and env.endpoint.connections == []
+
+
+def test_forged_from_is_refused(env, eml):
+    reply = env.send(env.server("outgoing"), eml("encrypted", from_addr=BOB))
+    assert reply == "550 5.7.1 From header does not match envelope sender"
+
+
+def test_reinject_refusal_or_absence_is_451_never_250(env, eml):
+    proto = env.server("outgoing")
+    env.sink.reply = env.sink.reply.__class__(554, "5.7.1 refused by Postfix")
+    assert env.send(proto, eml("encrypted")) == TEMPFAIL
+    env.endpoint.refuse = True
+    assert env.send(proto, eml("encrypted")) == TEMPFAIL
+    env.endpoint.refuse = False
+    env.sink.reply = QUEUED
+    assert env.send(proto, eml("encrypted")) == f"250 {QUEUED.text}"
+
+
+def test_rate_limit_refuses_mail_from_with_retry_time(env, eml):
+    proto = env.server("outgoing", limiter=RateLimiter(60, 2))
+    for _ in range(2):
+        assert env.send(proto, eml("encrypted")).startswith("250")
+    proto.dataReceived(f"MAIL FROM:<{ALICE}>\r\n".encode())
+    assert proto.transport.value() == (
+        b"450 4.7.1 Rate limit exceeded: too much mail from this sender, "
+        b"try again in 1 second\r\n")
+    proto.transport.clear()
+    env.clock.advance(1)
+    assert env.send(proto, eml("encrypted")).startswith("250")
+
+
+def test_incoming_cleartext_refused_only_for_accounts_that_enforce_e2ee(env, eml):
+    proto = env.server("incoming")
+    (env.store.root / BOB).mkdir(parents=True)
+    assert env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB]).startswith("250")
+    (env.store.root / BOB / "enforceE2EEincoming").touch()
+    reply = env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB])
+    assert reply == "523 Encryption Needed: Invalid Unencrypted Mail"
+    assert env.send(proto, eml("encrypted", OUTSIDE, BOB), OUTSIDE, [BOB]).startswith("250")
+
+
+def test_incoming_store_failure_is_451(env, eml):
+    class BrokenStore:
+        def enforces_e2ee_incoming(self, addr):
+            raise OSError("disk on fire")
+
+    proto = env.server("incoming", judge=incoming_judge(env.config, BrokenStore()))
+    assert env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB]) == TEMPFAIL
+    assert env.sink.received == []
