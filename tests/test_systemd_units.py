@@ -52,7 +52,8 @@ def test_services_are_hardened(unit):
     assert s["ReadWritePaths"].split()[0] == "/home/vmail/mail"
     assert s["NoNewPrivileges"] == "yes" and s["CapabilityBoundingSet"] == ""
     assert "RestrictAddressFamilies" in s and "RuntimeDirectory" in s
-    assert s["ExecStart"].startswith(f"/usr/bin/{unit.stem} --config /etc/chatmail/chatmail.yaml")
+    binary = unit.stem.removesuffix("-outgoing").removesuffix("-incoming")
+    assert s["ExecStart"].startswith(f"/usr/bin/{binary} --config /etc/chatmail/chatmail.yaml")
 
 
 @pytest.mark.parametrize("unit", DAEMONS, ids=lambda p: p.name)
