@@ -136,8 +136,7 @@ bounce_queue_lifetime = 0
                        check=True, capture_output=True)
 
     def make_dkim_key(self) -> None:
-        sys.path.insert(0, str(REPO / "tests" / "filtermail"))
-        from dkim_keys import make_dkim_key  # noqa: E402
+        from dkim_keys import make_dkim_key  # scripts/, next to this file
 
         self.dkim_key.parent.mkdir(exist_ok=True)
         _, record = make_dkim_key(self.dkim_key.parent, "rsa", SELECTOR)

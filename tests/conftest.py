@@ -2,6 +2,8 @@
 
 import secrets
 import string
+import sys
+from pathlib import Path
 
 import pytest
 from twisted.internet import defer
@@ -9,6 +11,10 @@ from twisted.internet import defer
 from chatmail_services.core.config import config_from_dict
 
 DOMAIN = "chat.example.org"
+
+# scripts/ holds the development tools the tests share with README's commands
+# (the local relay, test DKIM keys); it is not an installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 @pytest.fixture

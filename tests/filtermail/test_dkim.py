@@ -14,7 +14,7 @@ from chatmail_services.filtermail.dnstxt import (
     DnsTemporaryError, TxtLookup, parse_nameservers,
 )
 
-from .dkim_keys import make_dkim_key
+from dkim_keys import make_dkim_key  # scripts/ (tests/conftest.py puts it on sys.path)
 
 DOMAIN = "chat.example.org"
 

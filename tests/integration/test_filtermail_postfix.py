@@ -24,7 +24,7 @@ import pytest
 from chatmail_services.core.config import DkimSign
 from chatmail_services.filtermail.dkimcheck import DkimSigner
 
-from ..filtermail.dkim_keys import make_dkim_key
+from dkim_keys import make_dkim_key  # scripts/
 from .conftest import LocalRelay, imap_login
 
 pytestmark = pytest.mark.integration
