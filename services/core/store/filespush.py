@@ -261,13 +261,16 @@ class FilesPushMixin:
                 yield item
 
     def import_push(self, items, due):
+        items = list(items)
+        if not items:
+            return 0
         try:
             self.queue_dir.mkdir(mode=0o700, exist_ok=True)
             present = {push_ident(e.name) for e in self._queue_files(in_progress=False)}
             queued = 0
             for item in items:
                 ident = push_ident(item.id)
-                if ident in present or self.get_password(item.addr) is None:
+                if ident in present or not self._is_account(item.addr):
                     continue
                 self._write_item(_due_name(due, ident), item)
                 present.add(ident)
@@ -276,6 +279,12 @@ class FilesPushMixin:
         except OSError as e:
             raise StoreError(f"cannot queue notification: {e.strerror}") from None
         return queued
+
+    def _is_account(self, addr) -> bool:
+        try:
+            return self.get_password(addr) is not None
+        except (ValueError, StoreError):  # not an address of ours, or damaged
+            return False
 
     def _purge_queue(self, addrs) -> None:
         for entry in self._queue_files(in_progress=True):

@@ -154,7 +154,10 @@ class RedisPushMixin:
     def import_push(self, items, due):
         queued = 0
         for item in items:
-            addr = self._check(item.addr)
+            try:
+                addr = self._check(item.addr)
+            except ValueError:
+                continue  # not an address of ours: it has no account here
             args = [push_ident(item.id), _seconds(due), _encode(item, item.attempts)]
             with self._redis():
                 queued += self.scripts["import_push"](keys=self._queue_keys(addr), args=args)
