@@ -223,9 +223,7 @@ service anvil {{
         self.render()
         self.start_daemon("doveauth")
         self.start_daemon("lastlogin")
-        if self.config_data().get("storage", "files") == "files":
-            # chatmail-metadata refuses Redis storage until Redis holds push state
-            self.start_daemon("metadata")
+        self.start_daemon("metadata")
         if self.mail:
             self.mail.start_dns()
             self.mail.start_filtermail("outgoing")

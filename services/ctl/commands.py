@@ -7,14 +7,16 @@ Addresses are printed: this is the operator's own tool, not a log.
 
 import os
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from ..core.addresses import BadAddress, check_address
-from ..core.store import day_of
+from ..core.store import day_of, open_store
+from ..core.store.migrate import migrate
 from ..expire.mailbox import Mailbox, scan_mailbox
 from ..expire.policy import DAY
 
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
 
 class Failure(Exception):
@@ -143,3 +145,34 @@ def queue_show(store, out, now) -> int:
     for item in items:
         out.write(f"{item.id}\t{age(now - item.queued_at)}\t{item.addr}\n")
     return EXIT_OK
+
+
+# -- store --------------------------------------------------------------------
+
+def _redis_url(config, url) -> str:
+    url = url or (config.storage if config.storage != "files" else None)
+    if not url:
+        raise Failure("store migrate: storage is 'files': give the Redis URL with --url",
+                      EXIT_USAGE)
+    if not url.startswith(("redis://", "rediss://")):
+        raise Failure(f"store migrate: --url: expected redis:// or rediss://, got {url!r}",
+                      EXIT_USAGE)
+    return url
+
+
+def store_migrate(config, to: str, url, out, now) -> int:
+    """Copy everything between the files store and Redis (the `redis:` section
+    of the config applies to the URL), print the report; 4 unless it is ok."""
+    redis_config = replace(config, storage=_redis_url(config, url))
+    files, redis_store = open_store(replace(config, storage="files")), open_store(redis_config)
+    source, target = (files, redis_store) if to == "redis" else (redis_store, files)
+    try:
+        report = migrate(source, target, now, config.metadata.token_max_age_days * DAY)
+    finally:
+        redis_store.close()
+    for kind, addrs in (("conflict", report.conflicts), ("damaged", report.damaged),
+                        ("missing", report.missing), ("tokens missing", report.tokens_missing)):
+        for addr in addrs:
+            out.write(f"{kind}: {addr}\n")
+    out.write(f"{'ok' if report.ok else 'INCOMPLETE'}: {report.summary()}\n")
+    return EXIT_OK if report.ok else EXIT_INCOMPLETE

@@ -6,10 +6,15 @@
     accounts delete ADDR...             the account with its mail, tokens, queued notifications
     registration block|unblock|status   the "no new accounts" switch (doveauth.nocreate_file)
     queue show                          the pending push notifications (never their tokens)
+    store migrate --to redis|files [--url URL]
+                                        copy accounts, tokens, notifications between the
+                                        files store (mailboxes_dir) and Redis (--url, or
+                                        `storage` when it is a Redis URL), then verify
 
 Output goes to stdout, one record per line, errors to stderr. Exit status:
 0 done, 1 not found (an unknown account), 2 bad usage or config,
-3 the store or a file could not be read or written.
+3 the store or a file could not be read or written,
+4 a migration is incomplete (conflicts or copies missing on the target).
 """
 
 import argparse
@@ -46,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     registration.add_argument("action", choices=["block", "unblock", "status"])
     queue = top.add_parser("queue", help="pending push notifications")
     queue.add_subparsers(dest="action", required=True).add_parser("show")
+
+    store = top.add_parser("store", help="move the relay's state to another backend")
+    migrate = store.add_subparsers(dest="action", required=True).add_parser(
+        "migrate", help="copy accounts, push tokens and notifications, then verify")
+    migrate.add_argument("--to", required=True, choices=["redis", "files"],
+                         help="the target; the source is the other one")
+    migrate.add_argument("--url", metavar="URL",
+                         help="redis://host:port/db (default: storage, if it is a Redis URL)")
     return parser
 
 
@@ -79,6 +92,8 @@ def _dispatch(args, config, out, err, now) -> int:
         return commands.config_check(config, out)
     if args.group == "registration":
         return commands.registration(config, args.action, out)
+    if args.group == "store":
+        return commands.store_migrate(config, args.to, args.url, out, now)
     store = open_store(config)
     try:
         match (args.group, args.action):

@@ -15,9 +15,6 @@ from .serverkeys import ServerKeys
 
 def make_service(config, reactor, args=None) -> Daemon:
     settings = config.metadata
-    if config.storage != "files":
-        raise ValueError(f"{config.path}: storage: chatmail-metadata needs 'files' for now "
-                         "(the Redis store does not hold push tokens yet)")
     daemon = Daemon(reactor, "metadata")
     pool = BlockingPool(reactor, settings.threads, "metadata")
     pool.setServiceParent(daemon)

@@ -160,6 +160,56 @@ def test_example_config_documents_the_redis_defaults():
     assert config.redis == RedisConfig()
 
 
+def test_token_layout_and_ttl_relative_to_the_newest(store, r):
+    addr, now = "tokenlay1@" + DOMAIN, 1_700_000_000
+    store.create_account(addr, HASH, time.time())
+    store.add_token(addr, "phone", now + 300, 1000, 5)
+    store.add_token(addr, "tablet", now, 1000, 5)  # the clock stepped back 300 s
+    key = PREFIX + "tokens:" + addr
+    assert r.hgetall(key) == {"phone": repr(float(now + 300)), "tablet": repr(float(now))}
+    assert 1200 < r.ttl(key) <= 1300  # max_age after the newest set, by Redis' clock
+    store.add_token(addr, "phone", now + 1100, 1000, 5)  # tablet expired: dropped on write
+    assert r.hkeys(key) == ["phone"] and 990 < r.ttl(key) <= 1000
+
+
+def test_queue_layout_and_nothing_queued_without_an_account(store, r):
+    addr, ghost = "queuelay1@" + DOMAIN, "ghostghos@" + DOMAIN
+    store.create_account(addr, HASH, time.time())
+    assert store.enqueue_push(ghost, ["t"], 100, 200) == 0
+    assert r.keys(f"*{ghost}*") == [] and not r.exists(PREFIX + "notify:items")
+    store.enqueue_push(addr, ["t"], 100, 200)
+    (ident,) = r.hkeys(PREFIX + "notify:items")
+    assert r.zrange(PREFIX + "notify:due", 0, -1, withscores=True) == [(ident, 100.0)]
+    assert r.smembers(PREFIX + "notify:addr:" + addr) == {ident}
+    (item,), _ = store.claim_push(100, 5, 30)
+    assert item.id == ident and r.zscore(PREFIX + "notify:due", ident) == 130.0
+    store.complete_push(item)
+    assert r.keys(PREFIX + "notify:*") == []
+
+
+def test_damaged_queue_entries_are_dropped_not_sent(store, r):
+    addr = "damagedq1@" + DOMAIN
+    store.create_account(addr, HASH, time.time())
+    store.enqueue_push(addr, ["good"], 100, 200)
+    r.zadd(PREFIX + "notify:due", {"no-item": 50, "bad-json": 60})
+    r.hset(PREFIX + "notify:items", "bad-json", "{not json")
+    items, next_due = store.claim_push(100, 10, 30)
+    assert [i.token for i in items] == ["good"] and next_due is None
+    assert r.zrange(PREFIX + "notify:due", 0, -1) == [items[0].id]
+
+
+def test_delete_account_removes_its_home_on_this_host(make_config, fresh_redis):
+    config = make_config(storage=fresh_redis.url)
+    store, addr = open_store(config), "homeless1@" + DOMAIN
+    store.create_account(addr, HASH, time.time())
+    (config.mailboxes_path / addr / "cur").mkdir(parents=True)
+    assert store.delete_account(addr) is True
+    assert not (config.mailboxes_path / addr).exists()
+    assert [p.name for p in config.mailboxes_path.iterdir()] == []
+    (config.mailboxes_path / addr).mkdir()  # mail left without an account is removed too
+    assert store.delete_account(addr) is True and store.delete_account(addr) is False
+
+
 # -- outages -----------------------------------------------------------------
 
 @pytest.fixture
@@ -188,7 +238,13 @@ def test_redis_down_is_unavailable_logged_once_then_recovers(outage_store, own_s
     for call in (lambda: s.get_password(addr),
                  lambda: s.create_account("newcomer1@" + DOMAIN, HASH, time.time()),
                  lambda: s.set_last_login(addr, day_of(time.time())),
-                 lambda: list(s.iter_accounts())):
+                 lambda: list(s.iter_accounts()),
+                 lambda: s.add_token(addr, "t", time.time(), 100, 5),
+                 lambda: s.get_tokens(addr, time.time(), 100),
+                 lambda: s.enqueue_push(addr, ["t"], time.time(), time.time() + 9),
+                 lambda: s.claim_push(time.time(), 5, 30),
+                 lambda: s.delete_account(addr),
+                 lambda: list(s.iter_pending_notifications())):
         with pytest.raises(StoreUnavailable):
             call()
     assert len(s.events) == 1 and "unreachable" in messages(s.events)[0]

@@ -1,9 +1,5 @@
-"""The store contract, run over every backend: files and a real redis-server.
-
-A `Backend` makes store instances on one shared state (several instances are
-several hosts, or several daemons on one host) and knows how to damage an
-account in its own layout; everything else is asserted through the interface.
-"""
+"""The store contract for accounts, run over every backend: files and a real
+redis-server (the `backend` and `store` fixtures are in conftest.py)."""
 
 import os
 import threading
@@ -11,53 +7,12 @@ import time
 
 import pytest
 
-from chatmail_services.core.store import AccountDamaged, Store, day_of, open_store
+from chatmail_services.core.store import AccountDamaged, day_of, open_store
 
 # Recent, not fixed: Redis expires last-login records by its own clock.
 NOW = time.time()
 HASH = "{SHA512-CRYPT}$6$salt$hash"
 DOMAIN = "chat.example.org"
-
-
-class FilesBackend:
-    def __init__(self, config):
-        self.config = config
-
-    def new(self) -> Store:
-        return open_store(self.config)
-
-    def damage(self, addr):
-        home = self.config.mailboxes_path / addr
-        home.mkdir(parents=True)
-        (home / "password").write_bytes(b"")
-
-
-class RedisBackend:
-    def __init__(self, config, server):
-        self.config = config
-        self.server = server
-
-    def new(self) -> Store:
-        return open_store(self.config)
-
-    def damage(self, addr):
-        key = f"chatmail:{DOMAIN}:account:{addr}"
-        self.server.client().hset(key, "enforceE2EEincoming", "1")
-
-
-@pytest.fixture(params=["files", "redis"])
-def backend(request, make_config):
-    if request.param == "files":
-        return FilesBackend(make_config())
-    server = request.getfixturevalue("fresh_redis")
-    return RedisBackend(make_config(storage=server.url), server)
-
-
-@pytest.fixture
-def store(backend):
-    s = backend.new()
-    yield s
-    s.close()
 
 
 def addr_of(localpart):

@@ -1,7 +1,6 @@
-"""The store contract for push tokens and the push queue, run over every backend.
-
-Today the `store` fixture yields the files store only; a Redis backend adds
-itself to STORES and must pass the same tests.
+"""The store contract for push tokens, the push queue and account deletion,
+run over every backend (the `backend` and `store` fixtures are in conftest.py:
+files, and a real redis-server). Times are a fixed clock: stores take `now`.
 """
 
 import multiprocessing
@@ -9,30 +8,22 @@ import threading
 
 import pytest
 
-from chatmail_services.core.store import PushItem
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.store import PendingNotification, PushItem
 
 DOMAIN = "chat.example.org"
 ADDR = "abcdefghi@" + DOMAIN
+OTHER = "otherone1@" + DOMAIN
 NOW = 1_700_000_000
 DAY = 86400
 MAX_AGE = 90 * DAY
+HASH = "{SHA512-CRYPT}$6$s$h"
 
 
-def files_store(tmp_path):
-    store = FilesStore(tmp_path / "mail", DOMAIN)
-    store.create_account(ADDR, "{SHA512-CRYPT}$6$s$h", NOW)
+@pytest.fixture
+def store(store):
+    """The backend's store with the account ADDR."""
+    store.create_account(ADDR, HASH, NOW)
     return store
-
-
-STORES = {"files": files_store}
-
-
-@pytest.fixture(params=sorted(STORES))
-def store(request, tmp_path):
-    store = STORES[request.param](tmp_path)
-    yield store
-    store.close()
 
 
 def add(store, token, now=NOW, max_tokens=16, addr=ADDR):
@@ -152,13 +143,14 @@ def test_claim_respects_limit_and_due_time(store):
     assert item.token == "later"
 
 
-def test_reschedule_keeps_deadline_and_counts_attempts_across_reopen(store, tmp_path):
+def test_reschedule_keeps_deadline_and_counts_attempts_across_reopen(store, backend):
     store.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
     (item,), _ = store.claim_push(NOW, 10, 30)
     store.reschedule_push(item, NOW + 8, 1)
     assert store.claim_push(NOW + 7, 10, 30) == ([], NOW + 8)
-    reopened = FilesStore(tmp_path / "mail", DOMAIN) if isinstance(store, FilesStore) else store
+    reopened = backend.new()
     (item,), _ = reopened.claim_push(NOW + 8, 10, 30)
+    reopened.close()
     assert (item.token, item.deadline, item.attempts) == ("a", NOW + 100, 1)
 
 
@@ -191,3 +183,136 @@ def test_concurrent_claims_hand_out_each_item_once(store):
         t.join()
     assert sorted(i.token for i in got) == sorted(f"t{i}" for i in range(40))
     assert all(isinstance(i, PushItem) for i in got)
+
+
+def test_claims_on_several_hosts_hand_out_each_item_once(backend, store):
+    store.enqueue_push(ADDR, [f"t{i}" for i in range(30)], NOW, NOW + 100)
+    hosts = [backend.new() for _ in range(3)]
+    got, barrier = [], threading.Barrier(3)
+
+    def claimer(host):
+        barrier.wait()
+        for _ in range(15):
+            got.extend(host.claim_push(NOW, 2, 30)[0])
+
+    threads = [threading.Thread(target=claimer, args=(h,)) for h in hosts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(i.token for i in got) == sorted(f"t{i}" for i in range(30))
+
+
+def test_an_item_claimed_by_a_dead_host_is_sent_by_another(backend, store):
+    store.enqueue_push(ADDR, ["orphan"], NOW, NOW + 100)
+    dying = backend.new()
+    (claimed,), _ = dying.claim_push(NOW, 10, 30)
+    dying.close()  # the host is gone without completing or rescheduling
+    other = backend.new()
+    assert other.claim_push(NOW + 29, 10, 30) == ([], NOW + 30)
+    (again,), _ = other.claim_push(NOW + 30, 10, 30)
+    assert (again.addr, again.token, again.deadline) == (ADDR, "orphan", NOW + 100)
+    other.close()
+
+
+# -- account deletion and the queue as admin tools see it ----------------------
+def test_iter_pending_notifications_lists_every_item_without_its_token(store):
+    store.create_account(OTHER, HASH, NOW)
+    store.enqueue_push(ADDR, ["secret-a", "secret-b"], NOW, NOW + 100)
+    store.enqueue_push(OTHER, ["secret-c"], NOW + 5, NOW + 105)
+    store.claim_push(NOW, 1, 30)  # a claimed item is still pending
+    pending = list(store.iter_pending_notifications())
+    assert all(isinstance(p, PendingNotification) for p in pending)
+    assert sorted((p.addr, p.queued_at) for p in pending) == [
+        (ADDR, NOW), (ADDR, NOW), (OTHER, NOW + 5)]
+    assert len({p.id for p in pending}) == 3
+    assert "secret" not in repr(pending)
+
+
+def test_iter_pending_notifications_of_an_empty_queue(store):
+    assert list(store.iter_pending_notifications()) == []
+
+
+def test_delete_account_takes_its_record_tokens_and_queued_items(store):
+    store.create_account(OTHER, HASH, NOW)
+    add(store, "phone")
+    add(store, "kept", addr=OTHER)
+    store.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
+    store.enqueue_push(OTHER, ["kept"], NOW, NOW + 100)
+    assert store.delete_account(ADDR) is True
+    assert store.get_password(ADDR) is None and store.get_last_login(ADDR) is None
+    assert store.get_tokens(ADDR, NOW, MAX_AGE) == []
+    assert [p.addr for p in store.iter_pending_notifications()] == [OTHER]
+    items, _ = store.claim_push(NOW + 1000, 10, 30)
+    assert [(i.addr, i.token) for i in items] == [(OTHER, "kept")]
+    assert sorted(store.iter_accounts()) == [OTHER]
+    assert store.delete_account(ADDR) is False
+
+
+def test_a_claimed_item_of_a_deleted_account_is_not_rescheduled(store):
+    add(store, "phone")
+    store.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
+    (item,), _ = store.claim_push(NOW, 10, 30)
+    store.delete_account(ADDR)
+    store.reschedule_push(item, NOW + 5, 1)  # the notifier's answer arrives late
+    store.complete_push(item)
+    assert store.claim_push(NOW + 1000, 10, 30) == ([], None)
+    assert list(store.iter_pending_notifications()) == []
+
+
+def test_a_recreated_account_starts_without_tokens(store):
+    add(store, "phone")
+    store.delete_account(ADDR)
+    assert add(store, "phone") is False
+    store.create_account(ADDR, HASH, NOW)
+    assert store.get_tokens(ADDR, NOW, MAX_AGE) == []
+
+
+def test_delete_accounts_counts_the_ones_that_existed(store):
+    store.create_account(OTHER, HASH, NOW)
+    store.enqueue_push(OTHER, ["x"], NOW, NOW + 100)
+    assert store.delete_accounts([ADDR, OTHER, "ghostghos@" + DOMAIN]) == 2
+    assert list(store.iter_accounts()) == []
+    assert list(store.iter_pending_notifications()) == []
+
+
+def test_delete_account_refuses_unsafe_addresses(store):
+    for addr in ("../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org"):
+        with pytest.raises(ValueError):
+            store.delete_account(addr)
+        with pytest.raises(ValueError):
+            store.delete_accounts([ADDR, addr])
+    assert store.get_password(ADDR) == HASH  # a bad batch deletes nothing
+
+
+# -- export and import, for migration between backends -----------------------
+def test_token_times_include_expired_tokens(store):
+    add(store, "old", NOW)
+    add(store, "new", NOW + 5)
+    assert store.token_times(ADDR) == {"old": NOW, "new": NOW + 5}
+    assert store.token_times(OTHER) == {}
+
+
+def test_exported_queue_imports_once_with_deadline_and_attempts(backend, store):
+    store.create_account(OTHER, HASH, NOW)
+    store.enqueue_push(ADDR, ["a", "b"], NOW, NOW + 100)
+    (item,), _ = store.claim_push(NOW, 1, 30)
+    store.reschedule_push(item, NOW + 50, 3)
+    exported = list(store.export_push())
+    other_token = ({"a", "b"} - {item.token}).pop()
+    assert sorted((i.addr, i.token, i.deadline, i.attempts, i.queued_at) for i in exported) == \
+        sorted([(ADDR, item.token, NOW + 100, 3, NOW), (ADDR, other_token, NOW + 100, 0, NOW)])
+    store.delete_account(ADDR)
+    moved = [PushItem(i.id, OTHER, i.token, i.deadline, i.attempts, i.queued_at)
+             for i in exported]
+    assert store.import_push(moved, NOW + 1) == 2
+    assert store.import_push(moved, NOW + 1) == 0  # same ids: queued once
+    items, _ = store.claim_push(NOW + 1, 10, 30)
+    assert sorted((i.addr, i.token, i.deadline, i.attempts) for i in items) == sorted(
+        (OTHER, i.token, NOW + 100, i.attempts) for i in exported)
+
+
+def test_import_skips_items_of_unknown_accounts(store):
+    ghost = PushItem("0123456789abcdef0123456789abcdef", "ghostghos@" + DOMAIN, "t", NOW + 9)
+    assert store.import_push([ghost], NOW) == 0
+    assert list(store.iter_pending_notifications()) == []

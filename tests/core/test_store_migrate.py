@@ -91,3 +91,78 @@ def test_missing_copy_fails_verification(pair):
     report = migrate(source, Forgetful())
     assert not report.ok
     assert len(report.missing) == 2 and report.target_accounts == 0
+
+
+NOW = time.time()
+MAX_AGE = 90 * 86400
+
+
+def test_live_tokens_are_copied_with_their_times(pair):
+    source, target = pair
+    addr, other = fill(source, 2)
+    source.add_token(addr, "old-phone", NOW - 10 * 86400, MAX_AGE, 16)
+    source.add_token(addr, "tablet", NOW - 60, MAX_AGE, 16)
+    source.add_token(other, "expired", NOW - 100 * 86400, MAX_AGE, 16)
+    report = migrate(source, target, NOW, MAX_AGE)
+    assert report.ok, report.summary()
+    assert (report.tokens_source, report.tokens_copied) == (2, 2)
+    assert target.get_tokens(addr, NOW, MAX_AGE) == ["tablet", "old-phone"]
+    assert sorted(target.token_times(addr).values()) == pytest.approx(
+        sorted(source.token_times(addr).values()), abs=1)
+    assert target.get_tokens(other, NOW, MAX_AGE) == []
+
+
+def test_a_token_refreshed_on_the_target_keeps_its_later_time(pair):
+    source, target = pair
+    (addr,) = fill(source, 1)
+    source.add_token(addr, "phone", NOW - 5000, MAX_AGE, 16)
+    migrate(source, target, NOW, MAX_AGE)
+    target.add_token(addr, "phone", NOW, MAX_AGE, 16)  # set again after the switch
+    report = migrate(source, target, NOW, MAX_AGE)
+    assert report.ok and report.tokens_copied == 0
+    assert target.token_times(addr)["phone"] == pytest.approx(NOW, abs=1)
+
+
+def test_pending_notifications_are_copied_once_and_due_at_once(pair):
+    source, target = pair
+    a, b = fill(source, 2)
+    source.enqueue_push(a, ["tok-a1", "tok-a2"], NOW - 100, NOW + 3600)
+    source.enqueue_push(b, ["tok-b"], NOW - 50, NOW + 3600)
+    (claimed,), _ = source.claim_push(NOW, 1, 60)
+    source.reschedule_push(claimed, NOW + 600, 2)
+    report = migrate(source, target, NOW, MAX_AGE)
+    assert report.ok, report.summary()
+    assert (report.pending_source, report.pending_copied) == (3, 3)
+    assert migrate(source, target, NOW, MAX_AGE).pending_copied == 0  # second run
+    items, _ = target.claim_push(NOW, 10, 60)
+    assert sorted((i.addr, i.token, i.deadline) for i in items) == sorted(
+        [(a, "tok-a1", NOW + 3600), (a, "tok-a2", NOW + 3600), (b, "tok-b", NOW + 3600)])
+    assert {i.token: i.attempts for i in items}[claimed.token] == 2
+
+
+def test_notifications_of_accounts_not_on_the_target_are_skipped_not_missing(pair):
+    source, target = pair
+    (addr,) = fill(source, 1)
+    source.enqueue_push(addr, ["t"], NOW, NOW + 3600)
+    target.create_account(addr, "{X}target-won", NOW)  # a conflict: not copied
+    report = migrate(source, target, NOW, MAX_AGE)
+    assert report.conflicts == [addr]  # another owner: the notification is not theirs
+    assert (report.pending_copied, report.pending_skipped, report.pending_missing) == (0, 1, 0)
+    assert list(target.iter_pending_notifications()) == []
+
+
+def test_a_lost_notification_fails_verification(pair):
+    source, target = pair
+    (addr,) = fill(source, 1)
+    source.enqueue_push(addr, ["t"], NOW, NOW + 3600)
+
+    class Dropping:  # a stand-in target that accepts queue imports but keeps none
+        def __getattr__(self, name):
+            return getattr(target, name)
+
+        def import_push(self, items, due):
+            return len(list(items))
+
+    report = migrate(source, Dropping(), NOW, MAX_AGE)
+    assert report.pending_missing == 1 and not report.ok
+    assert "1 missing" in report.summary()

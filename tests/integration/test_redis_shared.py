@@ -49,12 +49,12 @@ def dict_exchange(path, dict_name, lines, replies=1):
 class Host:
     """One front host: doveauth and lastlogin processes sharing `storage`."""
 
-    def __init__(self, base: Path, name: str, storage: str):
+    def __init__(self, base: Path, name: str, storage: str, **sections):
         self.dir = base / name
         self.dir.mkdir()
         self.procs = {}
         self.config = self.dir / "chatmail.yaml"
-        self.config.write_text(yaml.safe_dump({
+        self.config.write_text(yaml.safe_dump({**sections,
             "mail_domain": DOMAIN, "mailboxes_dir": str(self.dir / "mail"),
             "storage": storage, "redis": {"socket_timeout": 1},
             "doveauth": {"listen": f"unix:{self.dir}/doveauth.socket",

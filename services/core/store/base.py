@@ -10,7 +10,7 @@ stores check again before an address becomes a path or a key.
 
 import abc
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 
 class StoreError(Exception):
@@ -162,6 +162,23 @@ class Store(abc.ABC):
         """The persistent push notification queue, streamed, in no order."""
         raise NotImplementedError(f"{type(self).__name__} has no notification queue")
 
+    # -- for migration between backends (store/migrate.py) only -------------
+    def token_times(self, addr: str) -> Dict[str, float]:
+        """Every stored token of `addr` with its last-set time, expired ones too."""
+        raise NotImplementedError(f"{type(self).__name__} cannot export tokens")
+
+    def export_push(self) -> Iterator[PushItem]:
+        """Every queued item with its token, claimed or not, without claiming it.
+        Only for copying the queue to another store: never log what it yields."""
+        raise NotImplementedError(f"{type(self).__name__} cannot export its push queue")
+
+    def import_push(self, items: Iterable[PushItem], due: float) -> int:
+        """Queue copies of another store's items, due at `due`, keeping deadline,
+        attempts and queued_at; an item whose id (its part after the first dot,
+        if any) is already queued, or whose account does not exist, is skipped.
+        Returns how many were queued."""
+        raise NotImplementedError(f"{type(self).__name__} cannot import a push queue")
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections and handles."""
@@ -170,3 +187,8 @@ class Store(abc.ABC):
 def day_of(timestamp: float) -> int:
     """The unix time of the UTC midnight that starts the day of `timestamp`."""
     return int(timestamp) // 86400 * 86400
+
+
+def push_ident(item_id: str) -> str:
+    """The part of a push item's id that stays the same across claims and stores."""
+    return item_id.partition(".")[2] or item_id

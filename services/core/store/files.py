@@ -63,6 +63,34 @@ def replace_durable(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def hide_home(root: Path, home: Path) -> Optional[Path]:
+    """Rename an account's home out of sight (a tombstone); None if there is none."""
+    tombstone = root / f"{TOMBSTONE_PREFIX}{secrets.token_hex(8)}"
+    try:
+        os.rename(home, tombstone)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot delete account: {e.strerror}") from None
+    return tombstone
+
+
+def remove_tombstone(tombstone: Path) -> None:
+    try:
+        shutil.rmtree(tombstone)
+    except OSError as e:
+        raise StoreError(f"account deleted, its files not: {tombstone}: {e.strerror}") from None
+
+
+def remove_home(root: Path, home: Path) -> bool:
+    """Delete an account's home: hidden first, so no login finds it half-deleted."""
+    tombstone = hide_home(root, home)
+    if tombstone is None:
+        return False
+    remove_tombstone(tombstone)
+    return True
+
+
 class FilesStore(FilesPushMixin, Store):
     _write_temp = staticmethod(write_durable_temp)
     _replace = staticmethod(replace_durable)
@@ -175,18 +203,7 @@ class FilesStore(FilesPushMixin, Store):
         return deleted
 
     def _remove_home(self, home: Path) -> bool:
-        tombstone = self.root / f"{TOMBSTONE_PREFIX}{secrets.token_hex(8)}"
-        try:
-            os.rename(home, tombstone)
-        except FileNotFoundError:
-            return False
-        except OSError as e:
-            raise StoreError(f"cannot delete account: {e.strerror}") from None
-        try:
-            shutil.rmtree(tombstone)
-        except OSError as e:
-            raise StoreError(f"account deleted, its files not: {tombstone}: {e.strerror}") from None
-        return True
+        return remove_home(self.root, home)
 
     def close(self) -> None:
         pass

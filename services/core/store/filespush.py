@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .base import PendingNotification, PushItem, StoreError
+from .base import PendingNotification, PushItem, StoreError, push_ident
 
 METADATA = "metadata.json"
 QUEUE_DIR = "pending_notifications"
@@ -96,6 +96,9 @@ class FilesPushMixin:
     def get_tokens(self, addr, now, max_age):
         path = self.account_dir(addr) / METADATA
         return _live(_tokens_of(_load_metadata(path), now), now, max_age)
+
+    def token_times(self, addr):
+        return _tokens_of(_load_metadata(self.account_dir(addr) / METADATA), time.time())
 
     def add_token(self, addr, token, now, max_age, max_tokens):
         def change(tokens):
@@ -194,12 +197,15 @@ class FilesPushMixin:
         return item
 
     def reschedule_push(self, item, due, attempts):
-        ident = item.id.partition(".")[2]
+        # Rename first: an item removed meanwhile (its account deleted) stays gone.
+        new = _due_name(due, item.id.partition(".")[2])
         try:
-            self._write_item(item.id, PushItem(item.id, item.addr, item.token, item.deadline,
-                                               attempts, item.queued_at))
-            os.rename(self.queue_dir / item.id, self.queue_dir / _due_name(due, ident))
+            os.rename(self.queue_dir / item.id, self.queue_dir / new)
+            self._write_item(new, PushItem(new, item.addr, item.token, item.deadline,
+                                           attempts, item.queued_at))
             self._fsync_dir(self.queue_dir)
+        except FileNotFoundError:
+            return
         except OSError as e:
             raise StoreError(f"cannot reschedule notification: {e.strerror}") from None
 
@@ -248,6 +254,38 @@ class FilesPushMixin:
             if item is not None:
                 yield item
 
+    def export_push(self):
+        for entry in self._queue_files(in_progress=False):
+            item = _read_queue_file(entry, with_token=True)
+            if item is not None:
+                yield item
+
+    def import_push(self, items, due):
+        items = list(items)
+        if not items:
+            return 0
+        try:
+            self.queue_dir.mkdir(mode=0o700, exist_ok=True)
+            present = {push_ident(e.name) for e in self._queue_files(in_progress=False)}
+            queued = 0
+            for item in items:
+                ident = push_ident(item.id)
+                if ident in present or not self._is_account(item.addr):
+                    continue
+                self._write_item(_due_name(due, ident), item)
+                present.add(ident)
+                queued += 1
+            self._fsync_dir(self.queue_dir)
+        except OSError as e:
+            raise StoreError(f"cannot queue notification: {e.strerror}") from None
+        return queued
+
+    def _is_account(self, addr) -> bool:
+        try:
+            return self.get_password(addr) is not None
+        except (ValueError, StoreError):  # not an address of ours, or damaged
+            return False
+
     def _purge_queue(self, addrs) -> None:
         for entry in self._queue_files(in_progress=True):
             item = _read_queue_file(entry)
@@ -264,9 +302,10 @@ def _item_from_json(name: str, raw: bytes) -> PushItem:
                     int(data["attempts"]), float(data.get("queued_at", 0)))
 
 
-def _read_queue_file(entry) -> Optional[PendingNotification]:
-    """Address and queue time of one queue file (ours or the reference relay's);
-    None if it vanished meanwhile or is damaged. The token is never exposed."""
+def _read_queue_file(entry, with_token=False):
+    """Address and queue time of one queue file (ours or the reference relay's)
+    as a PendingNotification, or the whole PushItem `with_token` (migration);
+    None if it vanished meanwhile or is damaged."""
     try:
         with open(entry.path, "rb") as f:
             raw = f.read(64 * 1024)
@@ -277,8 +316,10 @@ def _read_queue_file(entry) -> Optional[PendingNotification]:
     try:
         if raw.startswith(b"{"):
             item = _item_from_json(entry.name, raw)
-            return PendingNotification(entry.name, item.addr, int(item.queued_at))
-        addr, start, _token = raw.split(b"\n", 2)
-        return PendingNotification(entry.name, addr.decode("utf-8"), int(start))
+        else:
+            addr, start, token = raw.split(b"\n", 2)
+            item = PushItem(entry.name, addr.decode("utf-8"), token.decode("utf-8"),
+                            int(start) + LEGACY_DEADLINE, 0, int(start))
     except (ValueError, KeyError, TypeError):
         return None
+    return item if with_token else PendingNotification(item.id, item.addr, int(item.queued_at))

@@ -14,12 +14,21 @@ so several relays can share one Redis database):
     <prefix>lastlogin:<addr>   STRING  last-login day (unix time of UTC midnight)
                                      EXPIREAT day + last_login_ttl (below)
 
-Reserved for the features that follow, same scheme, one key per address so
-that a script's KEYS stay few and explicit:
+Push tokens and the push queue are described in redispush.py:
 
-    <prefix>tokens:<addr>      push device tokens (TTL 90 days after last use)
-    <prefix>rate:<addr>        GCRA send-rate bucket (TTL: until it is full again)
-    <prefix>notify:...         the persistent notification queue (no TTL)
+    <prefix>tokens:<addr>      HASH  token -> last-set time (TTL: max age after the newest)
+    <prefix>notify:due, <prefix>notify:items, <prefix>notify:addr:<addr>
+                               the persistent notification queue (no TTL)
+
+Reserved, not written by this module: filtermail's shared send-rate limit
+(GCRA) is to keep one key per sender, `<prefix>rate:<addr>` (STRING: the
+theoretical arrival time), changed by one Lua script in redis_scripts.py
+that takes `now` in ARGV, with a TTL of the time until the bucket is full
+again (`max_user_send_burst_size / max_user_send_per_minute` minutes at most).
+
+Deleting an account (`delete_account(s)`, for chatmailctl and chatmail-expire)
+renames its home `<mailboxes_dir>/<addr>` on this host out of sight, removes
+its keys and queued notifications in one script, then removes the home.
 
 What a TTL means here. A last-login record outlives the inactivity limit
 (`expire.delete_inactive_users_after`) by the same span again (at least 30
@@ -45,6 +54,7 @@ restarts); each attempt waits at most `redis.socket_timeout` seconds.
 
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 import redis
@@ -55,7 +65,9 @@ from twisted.logger import Logger
 
 from ..addresses import BadAddress, check_address
 from .base import AccountDamaged, Store, StoreError, StoreUnavailable, day_of
+from .files import hide_home, remove_tombstone
 from .redis_scripts import SCRIPTS
+from .redispush import RedisPushMixin
 
 ENFORCE_E2EE = "enforceE2EEincoming"
 DAY = 86400
@@ -88,6 +100,18 @@ class KeySpace:
 
     def last_login(self, addr: str) -> str:
         return f"{self.prefix}lastlogin:{addr}"
+
+    def tokens(self, addr: str) -> str:
+        return f"{self.prefix}tokens:{addr}"
+
+    def queue_due(self) -> str:
+        return f"{self.prefix}notify:due"
+
+    def queue_items(self) -> str:
+        return f"{self.prefix}notify:items"
+
+    def queue_of(self, addr: str) -> str:
+        return f"{self.prefix}notify:addr:{addr}"
 
     def account_pattern(self) -> str:
         return glob_escape(self.account("")) + "*"
@@ -144,25 +168,11 @@ def connection_pool(config) -> redis.ConnectionPool:
         raise StoreError(f"storage: not a usable Redis URL: {e}") from None
 
 
-class _PushNotInRedisYet:
-    """Push tokens and the push queue are not kept in Redis yet.
-
-    Every call refuses with StoreUnavailable (a temporary failure on the wire),
-    and chatmail-metadata refuses to start on a Redis storage URL, so nothing
-    is silently lost; the files store holds them until Redis does.
-    """
-
-    def _not_yet(self, *args, **kwargs):
-        raise StoreUnavailable("push tokens and the push queue are not in the Redis store yet")
-
-    get_tokens = add_token = remove_token = _not_yet
-    enqueue_push = claim_push = reschedule_push = complete_push = _not_yet
-
-
-class RedisStore(_PushNotInRedisYet, Store):
+class RedisStore(RedisPushMixin, Store):
     def __init__(self, client: redis.Redis, mail_domain: str, prefix: Optional[str] = None,
-                 last_login_ttl: int = last_login_ttl(90)):
+                 last_login_ttl: int = last_login_ttl(90), mailboxes_dir=None):
         self.client = client
+        self.mailboxes_dir = None if mailboxes_dir is None else Path(mailboxes_dir)
         self.mail_domain = mail_domain
         self.keys = KeySpace(default_prefix(mail_domain) if prefix is None else prefix)
         self.last_login_ttl = last_login_ttl
@@ -173,7 +183,8 @@ class RedisStore(_PushNotInRedisYet, Store):
     def from_config(cls, config) -> "RedisStore":
         client = redis.Redis(connection_pool=connection_pool(config))
         return cls(client, config.mail_domain, config.redis.key_prefix,
-                   last_login_ttl(config.expire.delete_inactive_users_after))
+                   last_login_ttl(config.expire.delete_inactive_users_after),
+                   config.mailboxes_dir)
 
     @contextmanager
     def _redis(self):
@@ -261,6 +272,24 @@ class RedisStore(_PushNotInRedisYet, Store):
         key = self.keys.account(self._check(addr))
         with self._redis() as r:
             return bool(r.hexists(key, ENFORCE_E2EE))
+
+    def delete_account(self, addr: str) -> bool:
+        addr = self._check(addr)
+        tombstone = None
+        if self.mailboxes_dir is not None:
+            tombstone = hide_home(self.mailboxes_dir, self.mailboxes_dir / addr)
+        k = self.keys
+        keys = [k.account(addr), k.last_login(addr), k.tokens(addr), k.queue_of(addr),
+                k.queue_due(), k.queue_items()]
+        with self._redis():
+            existed = self.scripts["delete_account"](keys=keys)
+        if tombstone is not None:
+            remove_tombstone(tombstone)
+        return bool(existed) or tombstone is not None
+
+    def delete_accounts(self, addrs) -> int:
+        addrs = [self._check(addr) for addr in set(addrs)]  # checks every address first
+        return sum(1 for addr in addrs if self.delete_account(addr))
 
     def close(self) -> None:
         self.client.connection_pool.disconnect()

@@ -8,9 +8,9 @@ Scripts touch only the keys passed in KEYS (Redis' rule for scripts) and
 compute no time themselves: expiry times come from the caller in ARGV, so a
 script does the same on a replica or when its effects are replayed.
 
-Another feature adds its script here as one more constant and registers it in
-`RedisStore.__init__` (see `SCRIPTS`); the GCRA rate limit and the
-notification queue are meant to land this way.
+Another feature adds its script here as one more constant and an entry in
+`SCRIPTS` (registered by `RedisStore.__init__`); the GCRA rate limit of
+filtermail is meant to land this way (see redis.py for its key).
 """
 
 # KEYS: account hash, last-login record.
@@ -44,4 +44,107 @@ end
 return 1
 """
 
-SCRIPTS = {"create_account": CREATE_ACCOUNT, "set_last_login": SET_LAST_LOGIN}
+# -- push tokens and the push queue (keys: see redis.py) ------------------
+
+# KEYS: account hash, tokens hash.
+# ARGV: token, now, max_age in seconds (-1 = no limit), max_tokens.
+# Returns 0 without an account (nothing is written), else 1. Sets the token,
+# drops the expired ones (a future stamp, from a clock stepped back, is fresh)
+# and the oldest beyond max_tokens; the hash lives max_age after its newest.
+ADD_TOKEN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local now, max_age, max_tokens = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local flat = redis.call('HGETALL', KEYS[2])
+local live = {}
+for i = 1, #flat, 2 do
+  local ts = tonumber(flat[i + 1])
+  if ts and (max_age < 0 or now - ts < max_age) then
+    table.insert(live, {flat[i], ts})
+  else
+    redis.call('HDEL', KEYS[2], flat[i])
+  end
+end
+table.sort(live, function(a, b) return a[2] > b[2] end)
+for i = max_tokens + 1, #live do redis.call('HDEL', KEYS[2], live[i][1]) end
+if max_age >= 0 and #live > 0 then
+  redis.call('EXPIRE', KEYS[2], math.max(1, math.ceil(live[1][2] + max_age - now)))
+end
+return 1
+"""
+
+# KEYS: account hash, the address's item set, due zset, items hash.
+# ARGV: due, then (id, item JSON) pairs. Queues nothing without an account,
+# so an account deleted meanwhile gets no notification. Returns how many.
+ENQUEUE_PUSH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[3], ARGV[1], ARGV[i])
+  redis.call('SADD', KEYS[2], ARGV[i])
+end
+return math.floor((#ARGV - 1) / 2)
+"""
+
+# KEYS: due zset, items hash.  ARGV: now, limit, lease end.
+# Returns {earliest due time of the items not claimed now (nil if none),
+# id1, json1, id2, json2, ...}: the claimed items are due again at the
+# lease end. An id without its item (damaged) is dropped from the zset.
+CLAIM_PUSH = """
+local ids = {}
+if tonumber(ARGV[2]) > 0 then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+end
+local after = redis.call('ZRANGE', KEYS[1], #ids, #ids, 'WITHSCORES')
+local out = {after[2] or false}
+for _, id in ipairs(ids) do
+  local data = redis.call('HGET', KEYS[2], id)
+  if data then
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    table.insert(out, id)
+    table.insert(out, data)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+# KEYS: due zset, items hash.  ARGV: id, due, item JSON.
+# Returns 0 (and writes nothing) when the item is gone: completed by another
+# claimer, or its account deleted. Never brings an item back.
+RESCHEDULE_PUSH = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS: account hash, the address's item set, due zset, items hash.
+# ARGV: id, due, item JSON. Queues a copy of another store's item (migration)
+# unless an item with this id is queued; 1 if queued, 0 if not.
+IMPORT_PUSH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[4], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: account hash, last-login record, tokens hash, the address's item set,
+# due zset, items hash. Deletes the account and everything of it in one step:
+# no notification of it is queued or claimable afterwards. 1 if it existed.
+DELETE_ACCOUNT = """
+local existed = redis.call('EXISTS', KEYS[1])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('HDEL', KEYS[6], id)
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return existed
+"""
+
+SCRIPTS = {"create_account": CREATE_ACCOUNT, "set_last_login": SET_LAST_LOGIN,
+           "add_token": ADD_TOKEN, "enqueue_push": ENQUEUE_PUSH, "claim_push": CLAIM_PUSH,
+           "reschedule_push": RESCHEDULE_PUSH, "import_push": IMPORT_PUSH,
+           "delete_account": DELETE_ACCOUNT}
