@@ -10,10 +10,28 @@ import math
 from ..core.gcra import RateLimiter
 from .verdicts import Verdict
 
-__all__ = ["RATE_LIMIT_CODE", "RateLimiter", "humanize_seconds", "rate_limit_reply",
-           "rate_limit_text", "rate_limited"]
+__all__ = ["RATE_LIMIT_CODE", "RateLimiter", "SendRateLimit", "humanize_seconds",
+           "rate_limit_reply", "rate_limit_text", "rate_limited"]
 
 RATE_LIMIT_CODE = 450
+
+
+class SendRateLimit:
+    """The configured limit on the store's buckets; `check` may block (Redis)."""
+
+    def __init__(self, store, per_minute: float, burst: int):
+        self.store = store
+        self.per_minute = per_minute
+        self.burst = burst
+
+    @classmethod
+    def from_config(cls, config, store) -> "SendRateLimit":
+        fm = config.filtermail
+        return cls(store, fm.max_user_send_per_minute, fm.max_user_send_burst_size)
+
+    def check(self, sender: str, now: float):
+        """(allowed, seconds until retry); raises StoreError when the store cannot say."""
+        return self.store.check_send_rate(sender, now, self.per_minute, self.burst)
 
 
 def humanize_seconds(seconds: float) -> str:
