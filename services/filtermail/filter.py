@@ -6,7 +6,11 @@ store blocks), then for incoming mail the DKIM check (cheap checks first),
 for outgoing mail the DKIM signing, and reinjects what is accepted. A
 refusal becomes the verdict's reply; a reinjection that fails becomes
 ``451 4.3.0``; any other exception reaches the server, which answers 451
-too. Rate limiting happens at MAIL FROM, before any data is sent.
+too. Rate limiting happens at MAIL FROM, before any data is sent: the
+store counts the message in the thread pool (a Redis round trip when the
+limit is shared), and a store that cannot answer makes MAIL FROM ``451
+4.3.0``: Postfix keeps the mail and retries, nobody sends unlimited while
+Redis is down, and the outage is logged once by the store, not per message.
 
 Metrics count messages by direction, result and the verdict's reason token;
 logs carry reasons and sizes at info level, addresses only at debug level.
@@ -17,6 +21,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..core.addresses import BadAddress, check_address
+from ..core.store import StoreError, StoreUnavailable
 from .ratelimit import rate_limit_text
 from .reinject import ReinjectError
 from .smtpserver import TEMPFAIL, Reply
@@ -26,6 +31,10 @@ MESSAGES = Counter("chatmail_filtermail_messages_total",
                    "Messages judged by filtermail", ["direction", "result", "reason"])
 RATE_LIMITED = Counter("chatmail_filtermail_rate_limited_total",
                        "MAIL FROM refused by the per-sender rate limit")
+RATE_UNKNOWN = Counter("chatmail_filtermail_rate_check_failures_total",
+                       "MAIL FROM answered 451 because the rate limit could not be checked")
+RATE_UNKNOWN_REPLY = Reply(451, "4.3.0 Error: cannot check the sender's send rate now, "
+                                "try again later")
 REINJECT_FAILURES = Counter("chatmail_filtermail_reinject_failures_total",
                             "Accepted messages answered 451 because reinjection failed",
                             ["direction"])
@@ -72,16 +81,33 @@ class FilterHandler:
         self.signer = signer
 
     def check_mail(self, addr: str, params):
-        """None to accept MAIL FROM, or the refusal Reply (rate limit)."""
+        """None to accept MAIL FROM, or the refusal Reply (rate limit), or a
+        Deferred firing with either."""
         if self.limiter is None or not addr:
             return None
-        allowed, retry_after = self.limiter.check(addr, self.clock.seconds())
+        d = self.pool.run(self.limiter.check, addr, self.clock.seconds())
+        return d.addCallbacks(self._rate_checked, self._rate_unknown)
+
+    def _rate_checked(self, result):
+        allowed, retry_after = result
         if allowed:
             return None
         RATE_LIMITED.inc()
         self.log.info("{direction}: sender rate limited for {retry:.0f}s",
                       direction=self.direction, retry=retry_after)
         return Reply(450, rate_limit_text(retry_after))
+
+    def _rate_unknown(self, failure):
+        RATE_UNKNOWN.inc()
+        if failure.check(StoreUnavailable):
+            pass  # the store logs the outage once
+        elif failure.check(StoreError):
+            self.log.warn("{direction}: cannot check the send rate, answering 451: {why}",
+                          direction=self.direction, why=failure.value)
+        else:
+            self.log.failure("{direction}: send rate check failed, answering 451",
+                             failure, direction=self.direction)
+        return RATE_UNKNOWN_REPLY
 
     def deliver(self, envelope, message) -> defer.Deferred:
         started = self.clock.seconds()

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from ..core.metrics import add_metrics_endpoint
 from ..core.runner import BlockingPool, Daemon, run
 from .filter import FilterHandler, incoming_judge, outgoing_judge
-from .ratelimit import RateLimiter
+from .ratelimit import SendRateLimit
 from .reinject import ReinjectPool
 from .smtpserver import SMTPFactory
 
@@ -30,8 +30,10 @@ class _ClosePool(Service):
 
 
 def _outgoing_parts(config):
+    from ..core.store import open_store
+
     fm = config.filtermail
-    limiter = RateLimiter(fm.max_user_send_per_minute, fm.max_user_send_burst_size)
+    limiter = SendRateLimit.from_config(config, open_store(config))
     signer = None
     if fm.dkim.sign is not None:
         from .dkimcheck import DkimSigner

@@ -1,70 +1,37 @@
-"""Per-sender send rate limit: the Generic Cell Rate Algorithm (GCRA), pure.
+"""The per-sender send rate limit's SMTP face: the 450 reply and its retry time.
 
-A sender may send `burst` messages at once, then one every ``60 / per_minute``
-seconds (``max_user_send_burst_size`` and ``max_user_send_per_minute`` in the
-config). GCRA keeps one number per sender, the theoretical arrival time (TAT)
-of the next message (ITU-T I.371 / the "virtual scheduling" form):
-
-- emission interval ``T = 60 / per_minute``, tolerance ``tau = (burst - 1) * T``;
-- a message at ``now`` is allowed if ``max(TAT, now) - now <= tau``, and then
-  ``TAT = max(TAT, now) + T``; a refused message changes nothing and may retry
-  after ``max(TAT, now) - now - tau`` seconds.
-
-A sender whose TAT lies in the past is indistinguishable from one never seen,
-so such entries are dropped by a sweep that runs at most once per ``burst * T``
-seconds; the table is also capped (least recently allowed sender first out).
-Time is passed in, so the limiter is deterministic and testable.
+The limit itself is GCRA (services/core/gcra.py, re-exported here as
+`RateLimiter`); the store keeps its state (`Store.check_send_rate`): in
+memory on the files store, in Redis shared by every filtermail otherwise.
 """
 
 import math
-from collections import OrderedDict
 
+from ..core.gcra import RateLimiter
 from .verdicts import Verdict
+
+__all__ = ["RATE_LIMIT_CODE", "RateLimiter", "SendRateLimit", "humanize_seconds",
+           "rate_limit_reply", "rate_limit_text", "rate_limited"]
 
 RATE_LIMIT_CODE = 450
 
 
-class RateLimiter:
-    """GCRA per sender address (compared case-insensitively)."""
+class SendRateLimit:
+    """The configured limit on the store's buckets; `check` may block (Redis)."""
 
-    def __init__(self, per_minute: float = 60, burst: int = 10,
-                 max_entries: int = 100_000):
-        if per_minute <= 0 or burst < 1 or max_entries < 1:
-            raise ValueError("per_minute must be > 0, burst and max_entries >= 1")
-        self.interval = 60.0 / per_minute
-        self.tolerance = (burst - 1) * self.interval
-        self.max_entries = max_entries
-        self._sweep_every = burst * self.interval
-        self._next_sweep = -math.inf
-        self._tat = OrderedDict()
+    def __init__(self, store, per_minute: float, burst: int):
+        self.store = store
+        self.per_minute = per_minute
+        self.burst = burst
 
-    def __len__(self):
-        return len(self._tat)
+    @classmethod
+    def from_config(cls, config, store) -> "SendRateLimit":
+        fm = config.filtermail
+        return cls(store, fm.max_user_send_per_minute, fm.max_user_send_burst_size)
 
-    def check(self, sender: str, now: float) -> tuple[bool, float]:
-        """Count a message from `sender` at `now`: (allowed, seconds until retry)."""
-        self._maybe_sweep(now)
-        key = sender.lower()
-        tat = max(self._tat.get(key, now), now)
-        if tat - now > self.tolerance:
-            return False, tat - now - self.tolerance
-        self._remember(key, tat + self.interval)
-        return True, 0.0
-
-    def _remember(self, key, tat):
-        self._tat[key] = tat
-        self._tat.move_to_end(key)
-        if len(self._tat) > self.max_entries:
-            # Evicting forgets a sender's debt; under a flood of new senders
-            # that is better than refusing everyone or growing without bound.
-            self._tat.popitem(last=False)
-
-    def _maybe_sweep(self, now):
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + self._sweep_every
-        for key in [key for key, tat in self._tat.items() if tat <= now]:
-            del self._tat[key]
+    def check(self, sender: str, now: float):
+        """(allowed, seconds until retry); raises StoreError when the store cannot say."""
+        return self.store.check_send_rate(sender, now, self.per_minute, self.burst)
 
 
 def humanize_seconds(seconds: float) -> str:

@@ -17,6 +17,8 @@ whole chunks, the excess over ``max_message_size`` is counted and discarded
 undecoded (8-bit bytes are data) with dot-stuffing undone (RFC 5321 section
 4.5.2).
 
+``handler.check_mail(addr, params)`` answers MAIL FROM: None to accept, a
+refusal Reply, or a Deferred of either (input waits meanwhile).
 ``handler.deliver(envelope, message)`` returns a Deferred reply; whatever
 goes wrong in it becomes ``451 4.3.0`` (`TEMPFAIL`) in `_data_done`, the one
 place where a failure turns into a reply: the client keeps the message and
@@ -255,7 +257,19 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         size = param_value(params, "SIZE")
         if size is not None and size.isdigit() and int(size) > self.max_message_size:
             return self.send(TOO_BIG)
-        refusal = self.handler.check_mail(addr, params)
+        checked = self.handler.check_mail(addr, params)
+        if not isinstance(checked, defer.Deferred):
+            return self._mail_checked(checked, addr, params)
+        self.pauseProducing()  # pipelined RCPT and DATA wait for this answer
+        checked.addErrback(self._check_failed)
+        checked.addCallback(self._mail_checked, addr, params)
+        checked.addCallback(lambda _: self.resumeProducing())
+
+    def _check_failed(self, failure):
+        self.log.failure("MAIL FROM check failed; answering 451", failure)
+        return TEMPFAIL
+
+    def _mail_checked(self, refusal, addr, params):
         if refusal is not None:
             return self.send(refusal)
         self.envelope = Envelope(addr, params, xforward=tuple(self.xforward), helo=self.helo)

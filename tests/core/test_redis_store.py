@@ -244,7 +244,8 @@ def test_redis_down_is_unavailable_logged_once_then_recovers(outage_store, own_s
                  lambda: s.enqueue_push(addr, ["t"], time.time(), time.time() + 9),
                  lambda: s.claim_push(time.time(), 5, 30),
                  lambda: s.delete_account(addr),
-                 lambda: list(s.iter_pending_notifications())):
+                 lambda: list(s.iter_pending_notifications()),
+                 lambda: s.check_send_rate(addr, time.time(), 60, 10)):
         with pytest.raises(StoreUnavailable):
             call()
     assert len(s.events) == 1 and "unreachable" in messages(s.events)[0]

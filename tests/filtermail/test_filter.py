@@ -4,9 +4,10 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from chatmail_services.core.store import StoreError, StoreUnavailable
 from chatmail_services.core.store.files import FilesStore
 from chatmail_services.filtermail.filter import FilterHandler, incoming_judge, outgoing_judge
-from chatmail_services.filtermail.ratelimit import RateLimiter
+from chatmail_services.filtermail.ratelimit import RateLimiter, SendRateLimit
 from chatmail_services.filtermail.reinject import ReinjectPool
 from chatmail_services.filtermail.smtpserver import SMTPServer
 
@@ -102,6 +103,33 @@ def test_rate_limit_refuses_mail_from_with_retry_time(env, eml):
     proto.transport.clear()
     env.clock.advance(1)
     assert env.send(proto, eml("encrypted")).startswith("250")
+
+
+def test_rate_limit_counts_on_the_store(env, eml):
+    proto = env.server("outgoing", limiter=SendRateLimit(env.store, 60, 2))
+    for _ in range(2):
+        assert env.send(proto, eml("encrypted")).startswith("250")
+    proto.dataReceived(f"MAIL FROM:<{ALICE}>\r\n".encode())
+    assert proto.transport.value().startswith(b"450 4.7.1 Rate limit exceeded")
+    proto.transport.clear()
+    assert len(env.sink.received) == 2
+    env.clock.advance(1)
+    assert env.send(proto, eml("encrypted")).startswith("250")
+
+
+@pytest.mark.parametrize("error", [StoreUnavailable("redis down"), StoreError("odd"),
+                                   RuntimeError("bug")])
+def test_a_store_that_cannot_count_makes_mail_from_451_and_nothing_passes(env, eml, error):
+    class DownStore:
+        def check_send_rate(self, sender, now, per_minute, burst):
+            raise error
+
+    proto = env.server("outgoing", limiter=SendRateLimit(DownStore(), 60, 2))
+    proto.dataReceived(f"MAIL FROM:<{ALICE}>\r\nRCPT TO:<{OUTSIDE}>\r\n".encode())
+    assert proto.transport.value().decode().splitlines() == [
+        "451 4.3.0 Error: cannot check the sender's send rate now, try again later",
+        "503 5.5.1 Error: need MAIL command"]
+    assert env.sink.received == []
 
 
 def test_incoming_cleartext_refused_only_for_accounts_that_enforce_e2ee(env, eml):

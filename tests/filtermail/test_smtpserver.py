@@ -159,6 +159,26 @@ def test_mail_refusal_from_the_handler(server, handler):
     assert server.envelope is None
 
 
+@pytest.mark.parametrize("answer, reply", [
+    (None, "250 2.1.0 Ok"),
+    (Reply(450, "4.7.1 Rate limit exceeded"), "450 4.7.1 Rate limit exceeded"),
+])
+def test_pipelined_commands_wait_for_a_deferred_mail_check(server, handler, answer, reply):
+    handler.mail_reply = pending = defer.Deferred()
+    talk(server, b"EHLO p\r\n")
+    assert talk(server, b"MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nNOOP\r\n") == []
+    pending.callback(answer)
+    rcpt = "250 2.1.5 Ok" if answer is None else "503 5.5.1 Error: need MAIL command"
+    assert talk(server, b"") == [reply, rcpt, "250 2.0.0 Ok"]
+
+
+def test_a_failing_mail_check_is_451(server, handler):
+    handler.mail_reply = defer.fail(RuntimeError("bug"))
+    talk(server, b"EHLO p\r\n")
+    assert talk(server, b"MAIL FROM:<a@b.c>\r\n")[0].startswith("451 4.3.0")
+    assert server.envelope is None and not server.transport.disconnecting
+
+
 def test_xforward_attributes_belong_to_the_next_transaction(server, handler):
     talk(server, b"EHLO p\r\n")
     assert talk(server, b"XFORWARD NAME=mx.example.net ADDR=192.0.2.1\r\n"

@@ -162,6 +162,19 @@ class Store(abc.ABC):
         """The persistent push notification queue, streamed, in no order."""
         raise NotImplementedError(f"{type(self).__name__} has no notification queue")
 
+    # -- filtermail's per-sender send rate limit (core/gcra.py) -------------
+    def check_send_rate(self, sender: str, now: float, per_minute: float,
+                        burst: int) -> Tuple[bool, float]:
+        """Count one message of `sender` (case-insensitive) at `now` against the
+        GCRA limit of `burst` at once, then `per_minute`: (allowed, seconds
+        until a retry would pass; 0.0 when allowed). Atomic across every caller
+        that shares the store's state; a refused message changes nothing.
+
+        Not abstract so that a backend written before it still loads; every
+        backend must implement it (chatmail-filtermail outgoing calls it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no send rate limit")
+
     # -- for migration between backends (store/migrate.py) only -------------
     def token_times(self, addr: str) -> Dict[str, float]:
         """Every stored token of `addr` with its last-set time, expired ones too."""

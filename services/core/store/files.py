@@ -12,6 +12,8 @@ account is created by `link()`, which fails if the password file exists, so
 of concurrent first logins exactly one wins, across threads and processes.
 An account is deleted by renaming its home out of sight first, so a login
 racing with the deletion never finds a half-deleted account with old mail.
+The send rate limit is not on disk: it lives in the memory of the process
+(core/gcra.py `RateLimiter`), as before there was a Redis store.
 """
 
 import os
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..addresses import BadAddress, check_address
+from ..gcra import RateLimiter
 from .base import AccountDamaged, Store, StoreError, day_of
 from .filespush import FilesPushMixin
 
@@ -99,6 +102,7 @@ class FilesStore(FilesPushMixin, Store):
     def __init__(self, mailboxes_dir, mail_domain: str):
         self.root = Path(mailboxes_dir)
         self.mail_domain = mail_domain
+        self._limiters = {}  # (per_minute, burst) -> RateLimiter, in this process only
 
     def account_dir(self, addr: str) -> Path:
         try:
@@ -204,6 +208,15 @@ class FilesStore(FilesPushMixin, Store):
 
     def _remove_home(self, home: Path) -> bool:
         return remove_home(self.root, home)
+
+    def check_send_rate(self, sender: str, now: float, per_minute: float, burst: int):
+        """In this process's memory: one host has one outgoing filtermail, and
+        a restart forgetting the buckets only grants one extra burst."""
+        limiter = self._limiters.get((per_minute, burst))
+        if limiter is None:  # a race makes two limiters, one of which is kept
+            limiter = self._limiters.setdefault((per_minute, burst),
+                                                RateLimiter(per_minute, burst))
+        return limiter.check(sender, now)
 
     def close(self) -> None:
         pass

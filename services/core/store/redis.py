@@ -20,11 +20,22 @@ Push tokens and the push queue are described in redispush.py:
     <prefix>notify:due, <prefix>notify:items, <prefix>notify:addr:<addr>
                                the persistent notification queue (no TTL)
 
-Reserved, not written by this module: filtermail's shared send-rate limit
-(GCRA) is to keep one key per sender, `<prefix>rate:<addr>` (STRING: the
-theoretical arrival time), changed by one Lua script in redis_scripts.py
-that takes `now` in ARGV, with a TTL of the time until the bucket is full
-again (`max_user_send_burst_size / max_user_send_per_minute` minutes at most).
+filtermail's send rate limit (GCRA, core/gcra.py), shared by every filtermail:
+
+    <prefix>rate:<sender>      STRING  the theoretical arrival time (TAT) of the
+                                     sender's next message; TTL: until the bucket
+                                     is full again (at most burst / per_minute min)
+
+The GCRA step is one Lua script (SEND_RATE), so concurrent messages of one
+sender on several hosts are counted exactly. It uses the caller's clock
+(`now`), like every other method here, rather than Redis' TIME: the tests
+drive it with a fixed clock, and a script that reads no clock replicates
+the same on any Redis version. The cost is clock skew between hosts: a host
+whose clock is d seconds ahead lets a sender through up to d seconds early
+(about d * per_minute / 60 messages more), one behind makes it wait d longer.
+With NTP (milliseconds) that is far below one interval. The sender is
+lower-cased and used as given (any bytes of MAIL FROM): it never becomes a
+pattern or a path.
 
 Deleting an account (`delete_account(s)`, for chatmailctl and chatmail-expire)
 renames its home `<mailboxes_dir>/<addr>` on this host out of sight, removes
@@ -64,6 +75,7 @@ from redis.retry import Retry
 from twisted.logger import Logger
 
 from ..addresses import BadAddress, check_address
+from ..gcra import Gcra
 from .base import AccountDamaged, Store, StoreError, StoreUnavailable, day_of
 from .files import hide_home, remove_tombstone
 from .redis_scripts import SCRIPTS
@@ -112,6 +124,10 @@ class KeySpace:
 
     def queue_of(self, addr: str) -> str:
         return f"{self.prefix}notify:addr:{addr}"
+
+    def send_rate(self, sender: str) -> bytes:
+        # bytes: MAIL FROM may carry undecodable bytes (surrogate escapes)
+        return f"{self.prefix}rate:{sender}".encode("utf-8", "surrogateescape")
 
     def account_pattern(self) -> str:
         return glob_escape(self.account("")) + "*"
@@ -290,6 +306,14 @@ class RedisStore(RedisPushMixin, Store):
     def delete_accounts(self, addrs) -> int:
         addrs = [self._check(addr) for addr in set(addrs)]  # checks every address first
         return sum(1 for addr in addrs if self.delete_account(addr))
+
+    def check_send_rate(self, sender: str, now: float, per_minute: float, burst: int):
+        gcra = Gcra(per_minute, burst)
+        with self._redis():
+            allowed, retry = self.scripts["send_rate"](
+                keys=[self.keys.send_rate(sender.lower())],
+                args=[repr(float(now)), repr(gcra.interval), repr(gcra.tolerance)])
+        return (True, 0.0) if allowed == 1 else (False, float(retry))
 
     def close(self) -> None:
         self.client.connection_pool.disconnect()

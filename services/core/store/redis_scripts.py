@@ -9,8 +9,7 @@ compute no time themselves: expiry times come from the caller in ARGV, so a
 script does the same on a replica or when its effects are replayed.
 
 Another feature adds its script here as one more constant and an entry in
-`SCRIPTS` (registered by `RedisStore.__init__`); the GCRA rate limit of
-filtermail is meant to land this way (see redis.py for its key).
+`SCRIPTS` (registered by `RedisStore.__init__`).
 """
 
 # KEYS: account hash, last-login record.
@@ -144,7 +143,27 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return existed
 """
 
+# -- filtermail's send rate limit (core/gcra.py has the same steps) --------
+
+# KEYS: the sender's bucket.  ARGV: now, interval, tolerance (seconds).
+# Returns {1, "0"} when the message is allowed (the TAT moves one interval on
+# and the key lives until the bucket is full again, so an idle sender leaves
+# no key), {0, "<seconds until retry>"} when refused (nothing is written).
+# Numbers leave as strings: Redis would cut a Lua number to an integer.
+SEND_RATE = """
+local now, interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '') or now
+if tat < now then tat = now end
+if tat - now > tolerance then
+  return {0, string.format('%.6f', tat - now - tolerance)}
+end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.6f', tat),
+           'PX', math.max(1, math.ceil((tat - now) * 1000)))
+return {1, '0'}
+"""
+
 SCRIPTS = {"create_account": CREATE_ACCOUNT, "set_last_login": SET_LAST_LOGIN,
            "add_token": ADD_TOKEN, "enqueue_push": ENQUEUE_PUSH, "claim_push": CLAIM_PUSH,
            "reschedule_push": RESCHEDULE_PUSH, "import_push": IMPORT_PUSH,
-           "delete_account": DELETE_ACCOUNT}
+           "delete_account": DELETE_ACCOUNT, "send_rate": SEND_RATE}
