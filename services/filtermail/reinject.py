@@ -245,6 +245,8 @@ class ReinjectPool:
     def _deliver(self, envelope, parts):
         while self.idle:
             client = self.idle.pop()
+            if client.closed:  # the reinject service closed it while parked
+                continue
             try:
                 reply = yield self._attempt(client, envelope, parts)
                 return reply
@@ -273,6 +275,9 @@ class ReinjectPool:
 
     def _failed(self, failure, client):
         client.abort()
+        # A failure's traceback holds the frames of this delivery, and their
+        # locals hold the whole message: keep the reason, drop the frames.
+        failure.cleanFailure()
         if not failure.check(ReinjectError):
             raise ReinjectError(f"{failure.type.__name__}: {failure.getErrorMessage()}")
         return failure

@@ -132,3 +132,34 @@ def test_dot_stuffing_round_trips(content):
     assert unstuff(bytearray(dot_stuff(content))) == content
     assert unstuff(bytearray(b"".join(stuffed_parts([b"H: 1\r\n", content])))) == (
         b"H: 1\r\n" + content)
+
+
+class WatchedMessage(bytearray):
+    """A message body that a weak reference can watch (plain bytearrays cannot)."""
+
+
+@pytest.mark.parametrize("situation", ["parked connection died", "refused", "unreachable"])
+def test_nothing_keeps_a_message_alive_after_its_delivery(loop, pool, endpoint, sink,
+                                                          situation):
+    # A 25 MB message once stayed referenced from the traceback of the failed
+    # attempt on a dead parked connection: RSS grew by one message per message.
+    import gc
+    import weakref
+
+    assert deliver(loop, pool, envelope(), [MESSAGE]) == QUEUED  # parks a connection
+    if situation == "parked connection died":
+        endpoint.connections[0][0].transport.loseConnection()
+        loop.flush()
+    elif situation == "refused":
+        sink.reply = Reply(554, "5.7.1 no")
+    else:
+        pool.idle.clear()
+        endpoint.refuse = True
+    message = WatchedMessage(MESSAGE)
+    watch = weakref.ref(message)
+    result = deliver(loop, pool, envelope(), [message])
+    delivered = result == QUEUED
+    del message, result
+    gc.collect()
+    assert watch() is None
+    assert delivered == (situation == "parked connection died")
