@@ -69,13 +69,18 @@ def test_sigterm_stops_cleanly_and_logs_hold_no_secrets(tmp_path):
     proc = subprocess.Popen([BIN / "chatmail-doveauth", "--config", config],
                             stderr=subprocess.PIPE, text=True)
     sock = tmp_path / "auth.socket"
-    wait_for_path(sock, proc)
     password, addr = "very-secret-password-42", "abcdefghi@chat.example.org"
-    reply = dict_request(str(sock), f'Lshared/passdb/{password}"{addr}\t{addr}',
-                         f'Lshared/passdb/{password}"short@chat.example.org\tx')
-    assert reply.startswith('O{"home"') and reply.endswith("\nN\n")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    try:
+        wait_for_path(sock, proc)
+        reply = dict_request(str(sock), f'Lshared/passdb/{password}"{addr}\t{addr}',
+                             f'Lshared/passdb/{password}"short@chat.example.org\tx')
+        assert reply.startswith('O{"home"') and reply.endswith("\nN\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:  # a failed step above: never leave the daemon behind
+            proc.kill()
+            proc.wait()
     log = proc.stderr.read()
     assert "account created" in log and "login refused: localpart_length" in log
     assert password not in log and "abcdefghi" not in log and "short@" not in log
