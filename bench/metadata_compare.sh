@@ -12,21 +12,15 @@ cd "$(dirname "$0")/.."
 duration=${1:-5}
 out=${2:-$(mktemp -d /tmp/mdbench.XXXXXX)}
 mkdir -p "$out"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 port=$(free_port); sink_port=$(free_port)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
-redis-server --port "$port" --bind 127.0.0.1 --dir "$out" --save '' --appendonly no \
-    --logfile "$out/redis.log" &
-redis_pid=$!; pids+=("$redis_pid")
+start_redis "$port" "$out" no
 .venv/bin/python scripts/notify_sink.py --port "$sink_port" --dir "$out/sink" \
     --log "$out/notifications.log" >/dev/null &
 pids+=("$!")
 for _ in $(seq 100); do [ -f "$out/sink/ca.pem" ] && break; sleep 0.1; done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 for backend in files redis; do
   d="$out/$backend"; mkdir -p "$d/mail"

@@ -16,15 +16,10 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 out=${2:-$(mktemp -d /tmp/ratebench.XXXXXX)}
 mkdir -p "$out"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 port=$(free_port); listen=$(free_port); sink=$(free_port)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
-redis-server --port "$port" --bind 127.0.0.1 --dir "$out" --save '' --appendonly yes \
-    --logfile "$out/redis.log" &
-pids+=($!)
+start_redis "$port" "$out" yes
 
 config() {  # NAME STORAGE PER_MINUTE BURST
   mkdir -p "$out/$1/mail"

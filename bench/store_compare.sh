@@ -11,16 +11,10 @@ cd "$(dirname "$0")/.."
 duration=${1:-5}
 out=${2:-$(mktemp -d /tmp/storebench.XXXXXX)}
 mkdir -p "$out"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+source bench/lib.sh
+port=$(free_port)
 
-redis-server --port "$port" --bind 127.0.0.1 --dir "$out" --save '' --appendonly no \
-    --logfile "$out/redis.log" &
-redis_pid=$!; pids+=("$redis_pid")
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+start_redis "$port" "$out" no
 
 for backend in files redis; do
   d="$out/$backend"; mkdir -p "$d/mail"
