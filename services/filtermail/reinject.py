@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
+from .smtpdata import stuffed_parts
 from .smtpserver import Reply, no_delay
 
 CHUNK = 1 << 16
@@ -44,25 +45,6 @@ class ReinjectError(Exception):
         super().__init__(why)
         self.sent = sent
         self.lost = lost
-
-
-def dot_stuff(data, at_line_start: bool = True):
-    """Double each leading dot (the inverse of smtpserver.unstuff)."""
-    if data.find(b"\r\n.") >= 0:
-        data = data.replace(b"\r\n.", b"\r\n..")
-    if at_line_start and data[:1] == b".":
-        data = b"." + data
-    return data
-
-
-def stuffed_parts(parts) -> list:
-    """Dot-stuff consecutive parts of one message."""
-    out, at_line_start = [], True
-    for part in parts:
-        if len(part):
-            out.append(dot_stuff(part, at_line_start))
-            at_line_start = part[-1:] == b"\n"
-    return out
 
 
 @implementer(IPullProducer)

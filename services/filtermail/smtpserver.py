@@ -33,6 +33,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 
+from .smtpdata import DataReader, unstuff
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -120,56 +122,6 @@ def param_value(params, name: str):
         if param.upper().startswith(prefix):
             return param[len(prefix):]
     return None
-
-
-def unstuff(message: bytearray) -> bytearray:
-    """Undo dot-stuffing (RFC 5321 section 4.5.2): a line's leading dot goes."""
-    if message[:1] == b".":
-        del message[0]
-    if message.find(b"\r\n.") >= 0:
-        message = message.replace(b"\r\n.", b"\r\n")
-    return message
-
-
-END_OF_DATA = b"\r\n.\r\n"
-
-
-class DataReader:
-    """Collect DATA chunks up to the end marker, keeping at most `limit` bytes."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.buffer = bytearray()
-        self.size = 0
-        self.tail = b"\r\n"  # DATA starts at the beginning of a line
-
-    @property
-    def too_big(self) -> bool:
-        return self.buffer is None
-
-    def feed(self, chunk: bytes):
-        """Take a chunk; return the bytes after the end marker, or None if not there yet."""
-        window = self.tail + chunk
-        marker = window.find(END_OF_DATA)
-        if marker < 0:
-            self._keep(chunk)
-            self.tail = window[-4:]
-            return None
-        end = marker + 2 - len(self.tail)  # the CRLF before "." belongs to the message
-        if end >= 0:
-            self._keep(chunk[:end])
-        elif self.buffer is not None:
-            del self.buffer[end:]
-        return window[marker + len(END_OF_DATA):]
-
-    def _keep(self, data: bytes):
-        self.size += len(data)
-        if self.buffer is None:
-            return
-        if self.size > self.limit:
-            self.buffer = None  # discard, keep only counting and looking for the end
-        else:
-            self.buffer += data
 
 
 class SMTPServer(LineReceiver, TimeoutMixin):

@@ -3,10 +3,9 @@
 import pytest
 from twisted.internet.task import Clock
 
-from chatmail_services.filtermail.reinject import (
-    IDLE_SECONDS, ReinjectError, ReinjectPool, dot_stuff, stuffed_parts,
-)
-from chatmail_services.filtermail.smtpserver import Envelope, Reply, unstuff
+from chatmail_services.filtermail.reinject import IDLE_SECONDS, ReinjectError, ReinjectPool
+from chatmail_services.filtermail.smtpdata import dot_stuff, stuffed_parts, unstuff
+from chatmail_services.filtermail.smtpserver import Envelope, Reply
 
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 
