@@ -6,6 +6,7 @@ from ..core.dictproto import DictServerFactory
 from ..core.metrics import add_metrics_endpoint
 from ..core.runner import BlockingPool, Daemon, listen_description, run
 from ..core.store import open_store
+from ..core.store.registration import open_registration
 from .dictfront import AuthDict
 from .policy import AccountPolicy
 
@@ -16,7 +17,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     pool.setServiceParent(daemon)
     create_pool = BlockingPool(reactor, config.doveauth.create_threads, "doveauth-create")
     create_pool.setServiceParent(daemon)
-    policy = AccountPolicy(config, open_store(config))
+    policy = AccountPolicy(config, open_store(config),
+                           registration=open_registration(config))
     front = AuthDict(policy, pool, create_pool)
     daemon.listen(listen_description(args, config.doveauth.listen),
                   DictServerFactory(front), "dict")
