@@ -32,6 +32,7 @@ from .configschema import (  # noqa: F401
     RedisConfig,
     ServerKey,
     Size,
+    WebConfig,
     _check_endpoint,
     parse_size,
 )
@@ -167,7 +168,7 @@ def _validate(config: Config) -> None:
         ("filtermail.dkim.dns_timeout", config.filtermail.dkim.dns_timeout > 0,
          "must be positive"),
     ]
-    for key, ok, problem in checks + _metadata_checks(config):
+    for key, ok, problem in checks + _metadata_checks(config) + _web_checks(config):
         if not ok:
             raise _KeyError(key, problem)
     for key, value in _endpoints(config):
@@ -203,6 +204,20 @@ def _metadata_checks(config):
     return checks
 
 
+def _web_checks(config):
+    web = config.web
+    return [
+        ("web.public_url", web.public_url is None
+         or re.fullmatch(r"https://[^/?#\s]+", web.public_url),
+         "must be https://host[:port], without a path"),
+        ("web.tls_key_file", (web.tls_cert_file is None) == (web.tls_key_file is None),
+         "web.tls_cert_file and web.tls_key_file go together"),
+        ("web.new_per_minute", web.new_per_minute > 0, "must be positive"),
+        ("web.new_burst", web.new_burst >= 1, "must be at least 1"),
+        ("web.threads", 1 <= web.threads <= 64, "must be between 1 and 64"),
+    ]
+
+
 def expand_value(value: str, config) -> str:
     """A server key's value with `{mail_domain}` and `{max_message_size}` filled in."""
     return value.format(mail_domain=config.mail_domain, max_message_size=config.max_message_size)
@@ -223,11 +238,12 @@ def _endpoints(config):
     yield "metadata.listen", config.metadata.listen
     yield "filtermail.outgoing.listen", fm.outgoing.listen
     yield "filtermail.incoming.listen", fm.incoming.listen
+    yield "web.listen", config.web.listen
     for direction in ("outgoing", "incoming"):
         metrics = getattr(fm, direction).metrics
         if metrics is not None:
             yield f"filtermail.{direction}.metrics", metrics
-    for section in ("doveauth", "lastlogin", "metadata", "filtermail"):
+    for section in ("doveauth", "lastlogin", "metadata", "filtermail", "web"):
         metrics = getattr(config, section).metrics
         if metrics is not None:
             yield f"{section}.metrics", metrics

@@ -150,6 +150,22 @@ class ExpireConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web front (chatmail-web): /new, the DCACCOUNT page, autoconfig, MTA-STS."""
+
+    listen: str = "tcp:8443:interface=127.0.0.1"
+    metrics: typing.Optional[str] = None
+    public_url: typing.Optional[str] = None  # default: https://<mail_domain>
+    tls_cert_file: typing.Optional[str] = None
+    tls_key_file: typing.Optional[str] = None
+    behind_proxy: bool = False
+    templates_dir: str = "/etc/chatmail/web"
+    new_per_minute: float = 2.0
+    new_burst: int = 5
+    threads: int = 2
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     """Read only when `storage` is a redis:// or rediss:// URL."""
 
@@ -171,6 +187,7 @@ class Config:
     metadata: MetadataConfig = MetadataConfig()
     filtermail: FiltermailConfig = FiltermailConfig()
     expire: ExpireConfig = ExpireConfig()
+    web: WebConfig = WebConfig()
     redis: RedisConfig = RedisConfig()
     path: str = field(default="", compare=False)
     warnings: typing.Tuple[str, ...] = field(default=(), compare=False)
