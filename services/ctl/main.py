@@ -4,7 +4,13 @@
     accounts list [--long] [--inactive-days N]
     accounts show ADDR
     accounts delete ADDR...             the account with its mail, tokens, queued notifications
-    registration block|unblock|status   the "no new accounts" switch (doveauth.nocreate_file)
+    registration open|invite|closed|status
+                                        the relay's registration mode (block/unblock:
+                                        closed/open); see registration.py
+    invite create [--uses N] [--days D] [--qr] | list | revoke ID
+    dns [--check] [--nameserver HOST:PORT]
+                                        the zone records the relay needs; --check compares
+                                        them with what the nameserver answers (exit 5 if not)
     queue show                          the pending push notifications (never their tokens)
     store migrate --to redis|files [--url URL]
                                         copy accounts, tokens, notifications between the
@@ -23,7 +29,7 @@ import time
 
 from ..core.config import ConfigError, load_config
 from ..core.store import StoreError, open_store
-from . import commands
+from . import commands, registration
 from .commands import EXIT_FAILED, EXIT_USAGE, Failure
 
 PROG = "chatmailctl"
@@ -47,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     acts.add_parser("delete", help="delete accounts and all their data").add_argument(
         "addrs", nargs="+", metavar="addr")
 
-    registration = top.add_parser("registration", help="allow or stop new accounts")
-    registration.add_argument("action", choices=["block", "unblock", "status"])
+    registration.add_parsers(top)
     queue = top.add_parser("queue", help="pending push notifications")
     queue.add_subparsers(dest="action", required=True).add_parser("show")
 
@@ -90,8 +95,8 @@ def run(argv=None, out=None, err=None, now=None) -> int:
 def _dispatch(args, config, out, err, now) -> int:
     if args.group == "config":
         return commands.config_check(config, out)
-    if args.group == "registration":
-        return commands.registration(config, args.action, out)
+    if args.group in ("registration", "invite"):
+        return registration.dispatch(args, config, out, now)
     if args.group == "store":
         return commands.store_migrate(config, args.to, args.url, out, now)
     store = open_store(config)
