@@ -19,6 +19,7 @@ log line; the client address reaches only the throttle.
 """
 
 import json
+import math
 import re
 
 from prometheus_client import Counter, Histogram
@@ -84,8 +85,13 @@ class BadRequest(Exception):
         self.code = code
 
 
+PHRASES = {413: b"Content Too Large", 415: b"Unsupported Media Type",
+           429: b"Too Many Requests"}
+
+
 def answer(request, page: str, code: int, body: bytes, content_type: str, **headers) -> bytes:
-    request.setResponseCode(code)
+    request.setResponseCode(code, PHRASES.get(code))
+    request.setHeader(b"content-length", b"%d" % len(body))
     request.setHeader(b"content-type", content_type.encode())
     request.setHeader(b"x-content-type-options", b"nosniff")
     request.setHeader(b"referrer-policy", b"no-referrer")
@@ -159,7 +165,7 @@ class Front(Resource):
         if retry:
             REFUSED.labels("throttled").inc()
             return text(request, "new", 429, "too many new accounts from your address; "
-                        "try again later", retry_after=int(retry) + 1)
+                        "try again later", retry_after=math.ceil(retry))
         d = timed(self.pool.run(self.new_accounts.create, token), NEW_SECONDS)
         d.addCallbacks(self._created, self._failed)
         d.addCallback(self._reply, request)
