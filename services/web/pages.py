@@ -41,7 +41,7 @@ def dcaccount_url(config, token=None) -> str:
 def qr_svg(text: str, title: str = "") -> str:
     out = io.BytesIO()
     segno.make(text, error="m").save(out, kind="svg", scale=6, border=4, xmldecl=False,
-                                     svgns=True, title=title or None)
+                                     svgns=True, omitsize=True, title=title or None)
     return out.getvalue().decode("ascii")
 
 
