@@ -9,11 +9,12 @@ names are NXDOMAIN, known names without the type answer no data. Built on
 twisted.names like local_dns.py; for the tests of `chatmailctl dns --check`.
 """
 
-import argparse
 import shlex
 
-from twisted.internet import defer, reactor
-from twisted.names import dns, error, server
+from twisted.internet import defer
+from twisted.names import dns, error
+
+from local_dns import serve
 
 RECORDS = {
     "A": lambda v: dns.Record_A(v[0]),
@@ -54,14 +55,7 @@ class ZoneResolver:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--zone", required=True)
-    args = parser.parse_args()
-    factory = server.DNSServerFactory(authorities=[ZoneResolver(args.zone)])
-    reactor.listenUDP(args.port, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
-    reactor.listenTCP(args.port, factory, interface="127.0.0.1")
-    reactor.run()
+    serve(ZoneResolver, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

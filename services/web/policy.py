@@ -55,12 +55,8 @@ class NewAccounts:
     def __init__(self, config, store, registration, admission,
                  hasher: Callable[[str], str] = hash_password,
                  clock: Callable[[], float] = time.time):
-        self.config = config
-        self.store = store
-        self.registration = registration
-        self.admission = admission
-        self.hasher = hasher
-        self.clock = clock
+        self.config, self.store, self.registration = config, store, registration
+        self.admission, self.hasher, self.clock = admission, hasher, clock
 
     def credentials(self) -> Credentials:
         length = self.config.doveauth.username_max_length

@@ -7,19 +7,11 @@ from chatmail_services.core.store import StoreUnavailable, open_store
 from chatmail_services.core.store.registration import open_registration
 from chatmail_services.doveauth.policy import AccountPolicy
 
+from ..web.conftest import FixedProbe
+
 ADDR = "abcdefghi@chat.example.org"
 PASSWORD = "secret-password"
 
-
-class FixedProbe:
-    def load_1m(self):
-        return 0.1
-
-    def available_memory(self):
-        return 8 << 30
-
-    def free_disk(self):
-        return 100 << 30
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ what root creates here is handed to the owner of `mailboxes_dir`.
 import fcntl
 import json
 import os
-import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
 from .base import StoreError
+# the same backend's durable-write helpers (files.py)
+from .files import _fsync_dir as fsync_dir, write_durable_temp
 from .registration import (
     ID_LENGTH, KEEP_EXPIRED, Invite, InviteUse, Registration, check_mode,
 )
@@ -53,20 +54,10 @@ class FilesRegistration(Registration):
                 self._own(folder)
 
     def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.parent / f".tmp.{os.getpid()}.{secrets.token_hex(6)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        tmp = write_durable_temp(path.parent, data)
         self._own(tmp)
         os.replace(tmp, path)
-        dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        fsync_dir(path.parent)
 
     @contextmanager
     def _locked(self):
