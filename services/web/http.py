@@ -238,8 +238,8 @@ def _json_tokens(body: bytes):
     return [data["token"]] if "token" in data else []
 
 
-def make_site(front) -> QuietSite:
-    site = QuietSite(front, timeout=TIMEOUT)
+def make_site(front, reactor=None) -> QuietSite:
+    site = QuietSite(front, timeout=TIMEOUT, reactor=reactor)
     site.requestFactory = WebRequest
     site.displayTracebacks = False
     return site

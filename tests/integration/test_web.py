@@ -127,7 +127,11 @@ def test_concurrent_uses_of_a_one_use_invite_create_one_account(web_relay):
     assert sorted(status for status, _ in results) == [200] + [403] * 9
     assert sum(b"used up" in body for _, body in results) == 9
     created = set(web_relay.mailboxes.iterdir()) - before
-    assert [p.name for p in created] == [json.loads(b)["email"] for s, b in results if s == 200]
+    creds = [json.loads(b) for s, b in results if s == 200]
+    assert [p.name for p in created] == [c["email"] for c in creds]
+    logs = "".join(p.read_text() for p in web_relay.base.glob("*.log"))
+    assert "chatmail-web" in logs or "listening" in logs
+    assert token not in logs and creds[0]["password"] not in logs  # never logged
 
 
 def test_bad_used_up_and_expired_invites_are_refused(web_relay):

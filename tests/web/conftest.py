@@ -30,7 +30,7 @@ class FixedProbe:
 class Web:
     """One front on a files store; `mode` is what the front's mode cache says."""
 
-    def __init__(self, config, pool, hasher=lambda pw: "{PLAIN}" + pw):
+    def __init__(self, config, pool, hasher=lambda pw: "{PLAIN}" + pw, reactor=None):
         self.config = config
         self.store = open_store(config)
         self.registration = open_registration(config)
@@ -43,7 +43,7 @@ class Web:
                                  clock=lambda: self.now)
         front = Front(Pages(config), lambda: self.mode, self.accounts, pool, self.throttle,
                       config.web.behind_proxy)
-        self.site = make_site(front)
+        self.site = make_site(front, reactor)
 
     def raw(self, data: bytes, client="192.0.2.1", chunks=None):
         """Send raw request bytes (in `chunks` pieces if given); the bytes answered."""

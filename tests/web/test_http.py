@@ -184,3 +184,24 @@ def test_a_request_byte_by_byte_is_answered(web):
 def test_garbage_gets_400_not_a_crash(web):
     answer, closed = web.raw(b"\x16\x03\x01\x00garbage\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ") and closed
+
+
+def test_a_slow_client_is_disconnected_after_the_idle_timeout(make_config, inline_pool):
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from chatmail_services.web.http import TIMEOUT
+
+    from .conftest import TEMPLATES, Web
+
+    clock = Clock()
+    web = Web(make_config(web={"templates_dir": str(TEMPLATES)}), inline_pool, reactor=clock)
+    proto = web.site.buildProtocol(None)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", 40000))
+    proto.makeConnection(transport)
+    proto.dataReceived(b"POST /new HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+    clock.advance(TIMEOUT - 1)
+    assert not transport.disconnecting
+    clock.advance(2)
+    assert transport.disconnecting
