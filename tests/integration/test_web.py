@@ -147,9 +147,15 @@ def test_bad_used_up_and_expired_invites_are_refused(web_relay):
     assert post(web_relay, f"/new?token={expired}") == (403, b"This invite has expired.\n")
 
 
-def test_a_flood_gets_429_and_a_huge_body_413_over_https(relay_dir):
+def test_a_flood_gets_429_and_a_huge_body_413_over_https_and_metrics_count_them(relay_dir):
+    from local_relay import free_port
+
+    from .test_metrics import scrape
+
+    metrics = free_port()
     relay = LocalRelay(relay_dir, web=True, overrides={
-        "doveauth": GUARDS_OFF, "web": {"new_per_minute": 1, "new_burst": 3}})
+        "doveauth": GUARDS_OFF, "web": {"new_per_minute": 1, "new_burst": 3,
+                                        "metrics": f"tcp:{metrics}:interface=127.0.0.1"}})
     try:
         relay.start()
         statuses = [post(relay)[0] for _ in range(6)]
@@ -162,5 +168,11 @@ def test_a_flood_gets_429_and_a_huge_body_413_over_https(relay_dir):
             answer = tls.recv(4096)
         assert answer.startswith(b"HTTP/1.1 413 ")
         assert post(relay, "/index.html")[0] == 405  # and the daemon still answers
+        figures = scrape(metrics)
+        assert figures[("chatmail_web_accounts_created_total", (("mode", "open"),))] == 3
+        assert figures[("chatmail_web_new_refusals_total", (("reason", "throttled"),))] == 3
+        assert figures[("chatmail_web_requests_total", (("code", "413"), ("page", "other")))] == 1
+        assert figures[("chatmail_web_registration_mode", (("mode", "open"),))] == 1
+        assert "127.0.0.1" not in repr(figures)
     finally:
         relay.stop()
