@@ -90,3 +90,4 @@ def test_invite_create_refuses_bad_numbers(config, argv):
     with pytest.raises(SystemExit) as e:
         ctl(config, "invite", "create", *argv)
     assert e.value.code == 2
+

@@ -176,3 +176,20 @@ def test_a_flood_gets_429_and_a_huge_body_413_over_https_and_metrics_count_them(
         assert "127.0.0.1" not in repr(figures)
     finally:
         relay.stop()
+
+
+def test_chatmailctl_as_root_leaves_a_new_mailboxes_dir_to_the_mail_user(tmp_path):
+    import os
+    import pwd
+
+    import yaml
+
+    config = tmp_path / "chatmail.yaml"
+    config.write_text(yaml.safe_dump({"mail_domain": "chat.example.org",
+                                      "mailboxes_dir": str(tmp_path / "mail")}))
+    proc = subprocess.run([str(BIN / "chatmailctl"), "--config", str(config), "registration",
+                           "invite"], capture_output=True, text=True, timeout=60)
+    assert (os.geteuid(), proc.returncode) == (0, 0), proc.stderr  # integration tests run as root
+    vmail = pwd.getpwnam("vmail")
+    for path in (tmp_path / "mail", tmp_path / "mail" / ".registration" / "mode"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (vmail.pw_uid, vmail.pw_gid)

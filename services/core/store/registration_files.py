@@ -17,6 +17,7 @@ what root creates here is handed to the owner of `mailboxes_dir`.
 import fcntl
 import json
 import os
+import pwd
 from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
@@ -32,14 +33,15 @@ FOLDER = ".registration"
 
 
 class FilesRegistration(Registration):
-    def __init__(self, mailboxes_dir):
+    def __init__(self, mailboxes_dir, owner: str = "vmail"):
         self.root = Path(mailboxes_dir)
         self.dir = self.root / FOLDER
         self.invites = self.dir / "invites"
+        self.owner = owner  # who gets a mailboxes_dir that root had to create
 
     @classmethod
     def from_config(cls, config) -> "FilesRegistration":
-        return cls(config.mailboxes_dir)
+        return cls(config.mailboxes_dir, config.doveauth.uid)
 
     # -- files -------------------------------------------------------------
     def _own(self, path: Path) -> None:
@@ -48,6 +50,15 @@ class FilesRegistration(Registration):
             os.chown(path, st.st_uid, st.st_gid)
 
     def _folders(self) -> None:
+        if not self.root.is_dir():
+            # root (chatmailctl) must not leave a mailboxes_dir the daemons cannot write
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                try:
+                    user = pwd.getpwnam(self.owner)
+                    os.chown(self.root, user.pw_uid, user.pw_gid)
+                except KeyError:
+                    pass
         for folder in (self.dir, self.invites):
             if not folder.is_dir():
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
