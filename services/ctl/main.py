@@ -20,7 +20,8 @@
 Output goes to stdout, one record per line, errors to stderr. Exit status:
 0 done, 1 not found (an unknown account), 2 bad usage or config,
 3 the store or a file could not be read or written,
-4 a migration is incomplete (conflicts or copies missing on the target).
+4 a migration is incomplete (conflicts or copies missing on the target),
+5 DNS records missing or wrong (`dns --check`).
 """
 
 import argparse
