@@ -21,18 +21,16 @@ import argparse
 import sys
 import time
 
-from ..core.config import ConfigError, load_config
+from ..core.entry import console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
 from . import commands
-from .commands import EXIT_FAILED, EXIT_USAGE, Failure
+from .commands import EXIT_FAILED, Failure
 
 PROG = "chatmailctl"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, metavar="FILE",
-                        help="chatmail.yaml (or a legacy chatmail.ini)")
+    parser = tool_parser(PROG, __doc__.splitlines()[0])
     top = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     config = top.add_parser("config", help="check the configuration")
     config.add_subparsers(dest="action", required=True).add_parser("check")
@@ -62,20 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    sys.exit(run(argv))
-
-
 def run(argv=None, out=None, err=None, now=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser().parse_args(argv)
+    now = time.time() if now is None else now
+    return run_tool(PROG, build_parser(), argv,
+                    lambda args, config: _guarded(args, config, out, err, now), err)
+
+
+main = console(run)
+
+
+def _guarded(args, config, out, err, now) -> int:
+    """One boundary for the failures every command may meet."""
     try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        err.write(f"{PROG}: {e}\n")
-        return EXIT_USAGE
-    try:
-        return _dispatch(args, config, out, err, time.time() if now is None else now)
+        return _dispatch(args, config, out, err, now)
     except Failure as e:
         err.write(f"{PROG}: {e}\n")
         return e.status
