@@ -67,29 +67,43 @@ def _convert(tp, value, keypath):
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {type(value).__name__}")
         return tuple(_convert(str, v, f"{keypath}[{i}]") for i, v in enumerate(value))
-    if tp is Size:
-        return parse_size(value)
-    if tp is Endpoint:
-        value = _convert(str, value, keypath)
-        _check_endpoint(value)
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise ValueError(f"expected a string, got {type(value).__name__}")
-        return str(value)
-    raise TypeError(f"no converter for {tp!r}")  # a bug in the schema, not in the file
+    if tp not in _SCALARS:
+        raise TypeError(f"no converter for {tp!r}")  # a bug in the schema, not in the file
+    return _SCALARS[tp](value)
+
+
+def _bool(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return value
+
+
+def _float(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _str(value) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _endpoint(value) -> Endpoint:
+    value = _str(value)
+    _check_endpoint(value)
+    return value
+
+
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, Size: parse_size,
+            Endpoint: _endpoint}
 
 
 def _convert_mapping(tp, value, keypath, default=types.MappingProxyType({})):
