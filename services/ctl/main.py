@@ -1,20 +1,9 @@
 """`chatmailctl --config FILE COMMAND`: administer a relay from a shell or a script.
 
-    config check                        is the file usable? (exit 0 / 2)
-    accounts list [--long] [--inactive-days N]
-    accounts show ADDR
-    accounts delete ADDR...             the account with its mail, tokens, queued notifications
-    registration block|unblock|status   the "no new accounts" switch (doveauth.nocreate_file)
-    queue show                          the pending push notifications (never their tokens)
-    store migrate --to redis|files [--url URL]
-                                        copy accounts, tokens, notifications between the
-                                        files store (mailboxes_dir) and Redis (--url, or
-                                        `storage` when it is a Redis URL), then verify
-
-Output goes to stdout, one record per line, errors to stderr. Exit status:
-0 done, 1 not found (an unknown account), 2 bad usage or config,
-3 the store or a file could not be read or written,
-4 a migration is incomplete (conflicts or copies missing on the target).
+The commands, their output and exit statuses are the operator's manual,
+docs/chatmailctl.md; this module parses the command line and hands each
+command to `commands`, mapping the failures every command may meet to an
+exit status at one boundary.
 """
 
 import argparse

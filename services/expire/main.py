@@ -1,12 +1,8 @@
 """`chatmail-expire --config FILE [--remove] [quota ADDR]`: expiry, daily or on demand.
 
-Without a command: one pass over every mailbox (systemd's chatmail-expire.timer
-runs it daily). `quota ADDR`: trim one mailbox now, for Dovecot's
-`quota_warning` script service. Both are dry runs unless `--remove` is given.
-
-Prints one summary line on stdout; with `--verbose`, one line per deletion
-and per problem on stderr (these name accounts). Exit status: 0 done, 1 the
-mailboxes directory cannot be read, 2 bad arguments or config.
+What a pass deletes, the quota hook and the exit statuses are the operator's
+manual, docs/expire.md; this module parses the command line, runs one pass
+(run.py) or trims one mailbox, and writes the summary and the textfile.
 """
 
 import os
