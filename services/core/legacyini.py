@@ -4,10 +4,10 @@ The reference relay keeps one flat `[params]` section. Which ini name fills
 which key is declared with the key in configschema.py (`ini=`); this module
 only derives the mapping. Policy keys keep their names and move to the
 section of the daemon that enforces them; the port keys become endpoint
-strings. Keys that belong to the deployment
-tool (web pages, ACME, privacy texts, ...) are accepted and ignored, so an
-operator's file works unchanged; a key nobody knows is reported as a warning
-(not an error: a newer reference relay may have added it).
+strings. Keys that belong to the deployment tool (web pages, ACME, privacy
+texts, ...) are accepted and ignored, so an operator's file works unchanged;
+a key nobody knows is reported as a warning (not an error: a newer reference
+relay may have added it).
 """
 
 import configparser
