@@ -46,6 +46,19 @@ _IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 _SECURE_JOIN_TEXT_MAX = 1024
 
 
+def header_span(data) -> tuple[int, int]:
+    """(header_end, body_start): where the header block ends (after its last
+    line break) and the body begins (after the empty line, RFC 5322 section 2.1).
+    Without an empty line everything is header."""
+    if data[:1] == b"\n":
+        return 0, 1
+    if data[:2] == b"\r\n":
+        return 0, 2
+    if end := _END_OF_HEADERS.search(data):
+        return end.start() + 1, end.end()
+    return len(data), len(data)
+
+
 class Entity:
     """A MIME entity (RFC 2045): parsed header block, body kept as a memoryview."""
 
@@ -56,16 +69,13 @@ class Entity:
     @classmethod
     def parse(cls, data) -> "Entity":
         """Split `data` (bytes or memoryview) at the first empty line."""
+        return cls.from_span(data, *header_span(data))
+
+    @classmethod
+    def from_span(cls, data, header_end: int, body_start: int) -> "Entity":
+        """The entity whose header block is data[:header_end], body data[body_start:]."""
         buf = memoryview(data)
-        if buf[:1] == b"\n":
-            split, body = 0, 1
-        elif buf[:2] == b"\r\n":
-            split, body = 0, 2
-        elif end := _END_OF_HEADERS.search(buf):
-            split, body = end.start() + 1, end.end()
-        else:
-            split = body = len(buf)
-        return cls(_HEADER_PARSER.parsebytes(bytes(buf[:split])), buf[body:])
+        return cls(_HEADER_PARSER.parsebytes(bytes(buf[:header_end])), buf[body_start:])
 
     def header_values(self, name: str) -> list[str]:
         """All values of header `name`, unfolded, undecodable bytes as surrogates."""

@@ -27,8 +27,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from .smtpdata import stuffed_parts
-from .smtpserver import Reply, no_delay
+from ..core.failures import Temporary
+from .smtp import Reply, no_delay, stuffed_parts
 
 CHUNK = 1 << 16
 IDLE_SECONDS = 30
@@ -37,9 +37,9 @@ PARAM_EXTENSIONS = {"SIZE": "SIZE", "BODY": "8BITMIME", "SMTPUTF8": "SMTPUTF8",
                     "RET": "DSN", "ENVID": "DSN", "NOTIFY": "DSN", "ORCPT": "DSN"}
 
 
-class ReinjectError(Exception):
-    """The reinjection did not end in 250. `lost`: the connection was gone;
-    `sent`: DATA had begun (then a retry could duplicate the message)."""
+class ReinjectError(Temporary):
+    """The reinjection did not end in 250 (so the filter answers 451). `lost`: the
+    connection was gone; `sent`: DATA had begun (a retry could duplicate it)."""
 
     def __init__(self, why: str, sent: bool = False, lost: bool = False):
         super().__init__(why)
@@ -215,7 +215,8 @@ class ReinjectPool:
         self.idle = []
 
     def deliver(self, envelope, parts) -> defer.Deferred:
-        """Reinject `parts` (the message, possibly after header bytes to prepend)."""
+        """Reinject `parts` (the message, possibly after header bytes to prepend)
+        with `envelope` (a `mail.Envelope`, as received)."""
         d = self._deliver(envelope, parts)
         return d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
 

@@ -6,10 +6,12 @@ from twisted.internet.testing import StringTransport
 
 from chatmail_services.core.store import StoreError, StoreUnavailable
 from chatmail_services.core.store.files import FilesStore
-from chatmail_services.filtermail.filter import FilterHandler, incoming_judge, outgoing_judge
-from chatmail_services.filtermail.ratelimit import RateLimiter, SendRateLimit
+from chatmail_services.core.gcra import RateLimiter
+from chatmail_services.filtermail.filter import (
+    FilterHandler, SendRateLimit, incoming_judge, outgoing_judge,
+)
 from chatmail_services.filtermail.reinject import ReinjectPool
-from chatmail_services.filtermail.smtpserver import SMTPServer
+from chatmail_services.filtermail.server import SMTPServer
 
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 

@@ -4,8 +4,8 @@ import pytest
 from twisted.internet.task import Clock
 
 from chatmail_services.filtermail.reinject import IDLE_SECONDS, ReinjectError, ReinjectPool
-from chatmail_services.filtermail.smtpdata import dot_stuff, stuffed_parts, unstuff
-from chatmail_services.filtermail.smtpserver import Envelope, Reply
+from chatmail_services.filtermail.mail import Envelope
+from chatmail_services.filtermail.smtp import Reply, dot_stuff, stuffed_parts, unstuff
 
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 

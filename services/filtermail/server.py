@@ -18,14 +18,13 @@ undecoded (8-bit bytes are data) with dot-stuffing undone (RFC 5321 section
 4.5.2).
 
 ``handler.check_mail(addr, params)`` answers MAIL FROM: None to accept, a
-refusal Reply, or a Deferred of either (input waits meanwhile).
-``handler.deliver(envelope, message)`` returns a Deferred reply; whatever
-goes wrong in it becomes ``451 4.3.0`` (`TEMPFAIL`) in `_data_done`, the one
-place where a failure turns into a reply: the client keeps the message and
+refusal (`core.failures.Refused`, or a `smtp.Reply`), or a Deferred of either
+(input waits meanwhile). ``handler.deliver(envelope, message)`` returns a
+Deferred of a Refused or of Postfix's reply to the reinjection. `_answer` is
+the one place where an answer becomes a reply (`smtp.reply_for`) and a
+failure a ``451 4.3.0`` (`smtp.temporary`): the client keeps the message and
 retries, nothing is lost.
 """
-
-from dataclasses import dataclass, field
 
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
@@ -33,54 +32,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 
-from .smtpdata import DataReader, unstuff
-
-
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    text: str
-
-    def encode(self) -> bytes:
-        lines = self.text.split("\n")
-        out = [f"{self.code}-{line}" for line in lines[:-1]] + [f"{self.code} {lines[-1]}"]
-        return "".join(line + "\r\n" for line in out).encode("utf-8", "surrogateescape")
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.code < 300
-
-
-TEMPFAIL = Reply(451, "4.3.0 Error: queue file write error, try again later")
-TOO_BIG = Reply(552, "5.3.4 Error: message file too big")
-OK = Reply(250, "2.0.0 Ok")
-
-
-@dataclass
-class Envelope:
-    """One mail transaction: MAIL FROM (without <>; "" is the null sender),
-    its ESMTP parameters, and the RCPTs with theirs, all as received."""
-
-    mail_from: str
-    mail_params: tuple = ()
-    rcpts: list = field(default_factory=list)  # [(address, params)]
-    xforward: tuple = ()  # the XFORWARD attribute strings received, e.g. "NAME=x"
-    helo: str = ""
-
-    @property
-    def rcpt_tos(self) -> list:
-        return [addr for addr, _ in self.rcpts]
-
-
-def no_delay(transport):
-    """Disable Nagle's algorithm: a small write (".\r\n", a reply) must not wait
-    for the ACK of the previous one, which the peer delays by up to 40 ms."""
-    set_no_delay = getattr(transport, "setTcpNoDelay", None)
-    if set_no_delay is not None:
-        try:
-            set_no_delay(True)
-        except OSError:  # not a TCP socket after all
-            pass
+from .mail import Envelope
+from .smtp import TEMPFAIL, TOO_BIG, DataReader, Reply, no_delay, reply_for, temporary, unstuff
 
 
 class SyntaxProblem(Exception):
@@ -213,17 +166,13 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         if not isinstance(checked, defer.Deferred):
             return self._mail_checked(checked, addr, params)
         self.pauseProducing()  # pipelined RCPT and DATA wait for this answer
-        checked.addErrback(self._check_failed)
+        checked.addErrback(self._failed, "MAIL FROM check")
         checked.addCallback(self._mail_checked, addr, params)
         checked.addCallback(lambda _: self.resumeProducing())
 
-    def _check_failed(self, failure):
-        self.log.failure("MAIL FROM check failed; answering 451", failure)
-        return TEMPFAIL
-
     def _mail_checked(self, refusal, addr, params):
         if refusal is not None:
-            return self.send(refusal)
+            return self._answer(refusal)
         self.envelope = Envelope(addr, params, xforward=tuple(self.xforward), helo=self.helo)
         self.reply(250, "2.1.0 Ok")
 
@@ -278,20 +227,24 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         if reader.too_big:
             return self._data_done(TOO_BIG)
         d = defer.maybeDeferred(self.handler.deliver, envelope, unstuff(reader.buffer))
-        d.addErrback(self._deliver_failed)
+        d.addErrback(self._failed, "end of message handling")
         d.addCallback(self._data_done)
 
-    def _deliver_failed(self, failure):
-        self.log.failure("end of message handling failed; answering 451", failure)
-        return TEMPFAIL
-
-    def _data_done(self, reply):
-        if not isinstance(reply, Reply):
-            self.log.error("handler returned {reply!r}, not a Reply", reply=reply)
-            reply = TEMPFAIL
-        self.send(reply)
+    def _data_done(self, answer):
+        self._answer(answer)
         self.setTimeout(self.IDLE_TIMEOUT)
         self.resumeProducing()
+
+    def _failed(self, failure, what):
+        return temporary(self.log, failure, what)
+
+    def _answer(self, answer):
+        """Send the reply for the handler's answer (see the module docstring)."""
+        reply = reply_for(answer)
+        if reply is None:
+            self.log.error("handler answered {answer!r}; answering 451", answer=answer)
+            reply = TEMPFAIL
+        self.send(reply)
 
 
 class SMTPFactory(Factory):
