@@ -43,10 +43,10 @@ def encrypted(armored: bytes, **kwargs) -> bytes:
 @pytest.mark.parametrize("name", ["pgpy-curve25519", "pgpy-rsa", "gnupg-large-partial-lengths",
                                   "gnupg-comment-header", "gnupg-symmetric"])
 @pytest.mark.parametrize("template", ["encrypted", "encrypted-thunderbird"])
-def test_rfc3156_message_from_real_clients_is_encrypted(make_eml, encrypted_messages,
+def test_rfc3156_message_from_real_clients_is_encrypted(make_eml, encrypted_message,
                                                         name, template):
     message = make_eml(template, from_addr=ALICE, to_addr=BOB,
-                       armored=encrypted_messages[name].decode())
+                       armored=encrypted_message(name).decode())
     assert check_encrypted(parse_message(message)).ok
     assert check_encrypted(parse_message(message.replace(b"\r\n", b"\n"))).ok
 
@@ -196,9 +196,9 @@ def test_securejoin_header_on_single_text_body_is_not_a_request():
     ((b"Autocrypt-Setup-Message: v1\r\n", b""), False),
     ((b"multipart/mixed", b"text/plain"), False),
 ])
-def test_autocrypt_setup_message_is_recognised(make_eml, encrypted_messages, replace, expected):
+def test_autocrypt_setup_message_is_recognised(make_eml, pgpy_messages, replace, expected):
     message = make_eml("asm", from_addr=ALICE, to_addr=ALICE,
-                       armored=encrypted_messages["pgpy-passphrase"].decode())
+                       armored=pgpy_messages["pgpy-passphrase"].decode())
     assert is_autocrypt_setup_message(parse_message(message.replace(*replace))) is expected
 
 

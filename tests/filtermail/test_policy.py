@@ -65,8 +65,8 @@ def test_encrypted_mail_passes_outgoing(eml):
 
 @pytest.mark.parametrize("name", ["pgpy-rsa", "pgpy-two-recipients",
                                   "gnupg-large-partial-lengths"])
-def test_real_encrypted_messages_pass_outgoing(eml, encrypted_messages, name):
-    assert accepted(outgoing(eml("encrypted", armored=encrypted_messages[name].decode())))
+def test_real_encrypted_messages_pass_outgoing(eml, encrypted_message, name):
+    assert accepted(outgoing(eml("encrypted", armored=encrypted_message(name).decode())))
 
 
 def test_cleartext_is_refused_with_523(eml):
