@@ -4,11 +4,12 @@ Both ends of filtermail speak SMTP: the server Postfix's filter client talks
 to (`server`) and the client that reinjects into Postfix (`reinject`). What
 they share lives here, and nothing here decides policy:
 
-- `Reply` and `REPLIES`, every reply filtermail sends after MAIL FROM or
-  DATA, in one table keyed by the stable reason token the domain returns
-  (`core.failures.Refused.reason`); `reply_for` is the one map from a domain
-  answer to the wire, `temporary` the one map from a failure (always 4xx:
-  Postfix keeps the mail and retries, RFC 5321 section 4.2.1);
+- `Reply` and `REPLIES`, every reply filtermail's server sends, in one table:
+  the session's and commands' replies, and the message's, keyed by the stable
+  reason token the domain returns (`core.failures.Refused.reason`);
+  `reply_for` is the one map from a domain answer to the wire, `temporary`
+  the one map from a failure (always 4xx: Postfix keeps the mail and
+  retries, RFC 5321 section 4.2.1);
 - message data (RFC 5321 section 4.5.2): the end marker and dot-stuffing, in
   both directions (`DataReader`, `unstuff`; `dot_stuff`, `stuffed_parts`);
 - `no_delay` for both ends' sockets.
@@ -40,9 +41,37 @@ class Reply:
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
 
+    def filled(self, **fields) -> "Reply":
+        """This reply with the {fields} in its text filled in."""
+        return Reply(self.code, self.text.format(**fields))
 
-# Every reply to a message, by reason token. "{text}" is the refusal's text.
+
+# Every reply of filtermail's server but EHLO's list of extensions.
 REPLIES = {
+    # the session and its commands (server.py)
+    "greeting": Reply(220, "{hostname} ESMTP chatmail filtermail"),
+    "ok": Reply(250, "2.0.0 Ok"),
+    "mail-ok": Reply(250, "2.1.0 Ok"),
+    "rcpt-ok": Reply(250, "2.1.5 Ok"),
+    "vrfy": Reply(252, "2.0.0 Send some mail, I'll try my best"),
+    "go-ahead": Reply(354, "End data with <CR><LF>.<CR><LF>"),
+    "bye": Reply(221, "2.0.0 Bye"),
+    "timeout": Reply(421, "4.4.2 Error: timeout exceeded"),
+    "too-many-recipients": Reply(452, "4.5.3 Error: too many recipients"),
+    "line-too-long": Reply(500, "5.5.0 Error: line too long"),
+    "unknown-command": Reply(502, "5.5.2 Error: command not recognized"),
+    "need-helo": Reply(503, "5.5.1 Error: send HELO/EHLO first"),
+    "nested-mail": Reply(503, "5.5.1 Error: nested MAIL command"),
+    "in-transaction": Reply(503, "5.5.1 Error: MAIL transaction in progress"),
+    "need-mail": Reply(503, "5.5.1 Error: need MAIL command"),
+    "need-rcpt": Reply(503, "5.5.1 Error: need RCPT command"),
+    # 501: a command's argument cannot be parsed
+    "path-syntax": Reply(501, "5.5.4 Syntax: {keyword}:<address>"),
+    "address-syntax": Reply(501, "5.1.7 Bad address syntax"),
+    "rcpt-syntax": Reply(501, "5.1.3 Bad recipient address syntax"),
+    "helo-syntax": Reply(501, "5.5.4 Syntax: EHLO hostname"),
+    "xforward-syntax": Reply(501, "5.5.4 Syntax: XFORWARD attribute=value..."),
+    # the message, by the reason token of a refusal; "{text}" is the refusal's text
     # content (policy.py) and DKIM (dkimcheck.py) refusals, after DATA
     "cleartext": Reply(523, "Encryption Needed: Invalid Unencrypted Mail"),
     "from-invalid": Reply(550, "5.7.1 Message needs exactly one From header with one address"),
@@ -62,7 +91,6 @@ REPLIES = {
 }
 TEMPFAIL = REPLIES["temporary"]
 TOO_BIG = REPLIES["too-big"]
-OK = Reply(250, "2.0.0 Ok")
 
 
 def reply_for(answer) -> Reply | None:
@@ -71,8 +99,7 @@ def reply_for(answer) -> Reply | None:
     if isinstance(answer, Reply):
         return answer
     if isinstance(answer, Refused) and answer.reason in REPLIES:
-        template = REPLIES[answer.reason]
-        return Reply(template.code, template.text.format(text=answer.text))
+        return REPLIES[answer.reason].filled(text=answer.text)
     return None
 
 
