@@ -141,11 +141,11 @@ class FilterHandler:
         self._record(mail, verdict)
         if isinstance(verdict, Refused):
             return verdict
-        parts = [message]
+        signature = b""
         if self.signer is not None:
-            parts.insert(0, (yield self.pool.run(self.signer.sign, mail)))
+            signature = yield self.pool.run(self.signer.sign, mail)
         try:
-            reply = yield self.reinject.deliver(envelope, parts)
+            reply = yield self.reinject.deliver(mail, signature)
         except ReinjectError as e:
             REINJECT_FAILURES.labels(self.direction).inc()
             self.log.warn("{direction}: reinjection failed, answering 451: {why}",

@@ -1,6 +1,7 @@
 """Reinjection: hand an accepted message back to Postfix over SMTP, unchanged.
 
-The envelope goes on as received: MAIL FROM (the null sender too) with the
+`ReinjectPool.deliver` takes the parsed `mail.Mail` (and header fields to
+prepend, such as DKIM-Signature). The envelope goes on as received: MAIL FROM (the null sender too) with the
 ESMTP parameters the reinject service announces (SIZE, BODY=8BITMIME,
 SMTPUTF8, DSN's RET/ENVID/NOTIFY/ORCPT), every RCPT, and the XFORWARD
 attributes (Postfix's XFORWARD_README) so Postfix logs the original client.
@@ -214,10 +215,10 @@ class ReinjectPool:
         self.max_idle = max_idle
         self.idle = []
 
-    def deliver(self, envelope, parts) -> defer.Deferred:
-        """Reinject `parts` (the message, possibly after header bytes to prepend)
-        with `envelope` (a `mail.Envelope`, as received)."""
-        d = self._deliver(envelope, parts)
+    def deliver(self, mail, prepend: bytes = b"") -> defer.Deferred:
+        """Reinject `mail` (a `mail.Mail`): its envelope as received, its bytes
+        unchanged after `prepend` (header fields added, e.g. DKIM-Signature)."""
+        d = self._deliver(mail.envelope, [prepend, mail.data])
         return d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
 
     @staticmethod
