@@ -71,8 +71,8 @@ REPLIES = {
     "rcpt-syntax": Reply(501, "5.1.3 Bad recipient address syntax"),
     "helo-syntax": Reply(501, "5.5.4 Syntax: EHLO hostname"),
     "xforward-syntax": Reply(501, "5.5.4 Syntax: XFORWARD attribute=value..."),
-    # the message, by the reason token of a refusal; "{text}" is the refusal's text
-    # content (policy.py) and DKIM (dkimcheck.py) refusals, after DATA
+    # a message refused, by the refusal's reason token ("{text}": the refusal's
+    # text): content (policy.py) and DKIM (dkimcheck.py) after DATA
     "cleartext": Reply(523, "Encryption Needed: Invalid Unencrypted Mail"),
     "from-invalid": Reply(550, "5.7.1 Message needs exactly one From header with one address"),
     "from-mismatch": Reply(550, "5.7.1 From header does not match envelope sender"),
@@ -99,7 +99,10 @@ def reply_for(answer) -> Reply | None:
     if isinstance(answer, Reply):
         return answer
     if isinstance(answer, Refused) and answer.reason in REPLIES:
-        return REPLIES[answer.reason].filled(text=answer.text)
+        try:
+            return REPLIES[answer.reason].filled(text=answer.text)
+        except KeyError:  # a command's reply, which needs other fields
+            return None
     return None
 
 

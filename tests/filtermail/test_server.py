@@ -126,6 +126,7 @@ def test_any_failure_at_end_of_data_is_451_never_550(server, handler, failure):
     (Refused("rate-limited", "try again in 3 seconds"),
      "450 4.7.1 Rate limit exceeded: too much mail from this sender, try again in 3 seconds"),
     (Refused("not-in-the-table"), "451 4.3.0 Error: queue file write error, try again later"),
+    (Refused("greeting"), "451 4.3.0 Error: queue file write error, try again later"),
 ])
 def test_a_refusal_gets_its_reply_from_the_table(server, handler, answer, reply):
     handler.reply = answer
