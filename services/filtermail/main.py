@@ -8,10 +8,9 @@ for Postfix's filter client and reinjecting into
 from twisted.logger import Logger
 
 from ..core.runner import Daemon, daemon_main
-from .filter import FilterHandler, incoming_judge, outgoing_judge
-from .ratelimit import SendRateLimit
+from .filter import FilterHandler, SendRateLimit, incoming_judge, outgoing_judge
 from .reinject import ReinjectPool
-from .smtpserver import SMTPFactory
+from .server import SMTPFactory
 
 log = Logger()
 
