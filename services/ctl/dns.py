@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
-from ..web.pages import mta_sts
+from ..core.weblinks import mta_sts
 
 TTL = 3600
 EXIT_DNS = 5

@@ -16,7 +16,7 @@ import os
 from datetime import datetime, timezone
 
 from ..core.store.registration import new_token, open_registration, token_hash
-from ..web.pages import dcaccount_url
+from ..core.weblinks import dcaccount_url
 
 ALIASES = {"block": "closed", "unblock": "open"}
 DAY = 86400

@@ -1,14 +1,11 @@
 """`chatmail-web --config FILE`: the relay's web front (see http.py for the paths)."""
 
-import sys
-
 from prometheus_client import Gauge
 from twisted.application.internet import TimerService
 from twisted.logger import Logger
 
 from ..core.admission import Admission
-from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, listen_description, run
+from ..core.runner import Daemon, daemon_main, listen_description
 from ..core.store import open_store
 from ..core.store.registration import MODES, open_registration
 from .http import Front, make_site
@@ -51,9 +48,8 @@ class ModeCache:
 
 
 def make_service(config, reactor, args=None) -> Daemon:
-    daemon = Daemon(reactor, "web")
-    pool = BlockingPool(reactor, config.web.threads, "web")
-    pool.setServiceParent(daemon)
+    daemon = Daemon(reactor, "web", args)
+    pool = daemon.pool(config.web.threads)
     registration = open_registration(config)
     admission = Admission(config, registration)
     new_accounts = NewAccounts(config, open_store(config), registration, admission)
@@ -64,11 +60,10 @@ def make_service(config, reactor, args=None) -> Daemon:
     front = Front(Pages(config), modes, new_accounts, pool,
                   Throttle(config.web.new_per_minute, config.web.new_burst),
                   config.web.behind_proxy)
-    daemon.listen(listen_description(args, config.web.listen),
-                  wrap(config, make_site(front)), "http")
-    add_metrics_endpoint(daemon, config.web.metrics)
+    daemon.serve(listen_description(args, config.web.listen), wrap(config, make_site(front)),
+                 "http", config.web.metrics)
+    daemon.on_stop(registration.close)
     return daemon
 
 
-def main(argv=None) -> None:
-    sys.exit(run("chatmail-web", make_service, argv))
+main = daemon_main("chatmail-web", make_service)

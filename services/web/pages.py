@@ -21,21 +21,13 @@ from xml.sax.saxutils import escape
 
 import segno
 
+from ..core.weblinks import dcaccount_url, mta_sts, public_url
+
 TEMPLATES = ("index.html", "info.html", "privacy.html")
-MTA_STS_MAX_AGE = 2419200  # 28 days, as MTA-STS deployments commonly use
 
 
 class TemplateError(Exception):
     """A template that cannot be used; str() names the file."""
-
-
-def public_url(config) -> str:
-    return config.web.public_url or f"https://{config.mail_domain}"
-
-
-def dcaccount_url(config, token=None) -> str:
-    query = f"?token={token}" if token else ""
-    return f"DCACCOUNT:{public_url(config)}/new{query}"
 
 
 def qr_svg(text: str, title: str = "") -> str:
@@ -123,8 +115,3 @@ def autoconfig(domain: str) -> bytes:
 {servers}  </emailProvider>
 </clientConfig>
 """.encode("utf-8")
-
-
-def mta_sts(domain: str) -> bytes:
-    return (f"version: STSv1\r\nmode: enforce\r\nmx: {domain}\r\n"
-            f"max_age: {MTA_STS_MAX_AGE}\r\n").encode("ascii")
