@@ -3,7 +3,8 @@
 `FilterHandler` is what `smtpserver.SMTPServer` calls. It runs the pure
 verdict of its direction in the thread pool (the check is CPU-bound and the
 store blocks), then for incoming mail the DKIM check (cheap checks first),
-for outgoing mail the DKIM signing, and reinjects what is accepted. A
+for outgoing mail the Subject's replacement by ``[...]`` (subject.py) and
+the DKIM signing over the result, and reinjects what is accepted. A
 refusal becomes the verdict's reply; a reinjection that fails becomes
 ``451 4.3.0``; any other exception reaches the server, which answers 451
 too. Rate limiting happens at MAIL FROM, before any data is sent: the
@@ -70,7 +71,7 @@ class FilterHandler:
     log = Logger()
 
     def __init__(self, direction, judge, pool, reinject, clock,
-                 limiter=None, verifier=None, signer=None):
+                 limiter=None, verifier=None, signer=None, rewrite=None):
         self.direction = direction
         self.judge = judge
         self.pool = pool
@@ -79,6 +80,7 @@ class FilterHandler:
         self.limiter = limiter
         self.verifier = verifier
         self.signer = signer
+        self.rewrite = rewrite  # (verdict, message) -> message, before signing
 
     def check_mail(self, addr: str, params):
         """None to accept MAIL FROM, or the refusal Reply (rate limit), or a
@@ -126,6 +128,8 @@ class FilterHandler:
         self._record(envelope, message, verdict)
         if not verdict.accept:
             return Reply(verdict.code, verdict.text)
+        if self.rewrite is not None:
+            message = self.rewrite(verdict, message)
         parts = [message]
         if self.signer is not None:
             parts.insert(0, (yield self.pool.run(self.signer.sign, message)))

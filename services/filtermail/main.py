@@ -16,6 +16,7 @@ from .filter import FilterHandler, incoming_judge, outgoing_judge
 from .ratelimit import SendRateLimit
 from .reinject import ReinjectPool
 from .smtpserver import SMTPFactory
+from .subject import minimise_subject
 
 log = Logger()
 
@@ -39,7 +40,8 @@ def _outgoing_parts(config):
         from .dkimcheck import DkimSigner
 
         signer = DkimSigner.from_config(config.mail_domain, fm.dkim.sign)
-    return dict(judge=outgoing_judge(config), limiter=limiter, signer=signer)
+    return dict(judge=outgoing_judge(config), limiter=limiter, signer=signer,
+                rewrite=minimise_subject)
 
 
 def _incoming_parts(config, reactor, pool):
