@@ -1,0 +1,309 @@
+"""Privacy of the mail flow against Debian's real Postfix and Dovecot (docs/privacy.md).
+
+What leaves and what is stored carries no Received lines, no fields naming
+the client's software, and (stored) no signatures; the Subject of encrypted
+mail is [...]; the body is byte-identical; the DKIM signature made by
+filtermail verifies where the mail arrives. Outgoing mail goes only over
+verified TLS, and an MTA-STS policy is honoured.
+
+The "remote" servers are real SMTP servers (tests/smtpsink.py) on port 25 of
+addresses of this run's own loopback /24, found by MX through a DNS server
+on the same /24 (scripts/local_dns.py), with certificates from a test CA
+that the relay trusts (or not: self-signed, wrong name, no TLS). MTA-STS
+policies are served over HTTPS on port 443 of that /24 and resolved by
+Debian's postfix-mta-sts-resolver; see scripts/local_postfix.py (`outside`).
+"""
+
+import email.parser
+import http.server
+import json
+import random
+import shutil
+import smtplib
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import dkim
+import pytest
+
+from chatmail_services.core.config import DkimSign
+from chatmail_services.filtermail.dkimcheck import DkimSigner
+
+from dkim_keys import make_dkim_key  # scripts/
+from ..smtpsink import SMTPSink
+from ..testca import TestCA
+from .conftest import imap_login
+from .test_filtermail_postfix import (
+    PASSWORD, account, eml, inbox, make_armored, start_relay, submit,
+)
+
+pytestmark = pytest.mark.integration
+
+NET = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"  # this run's loopback /24
+PASSTHROUGH = "pthrough1@chat.example.org"
+SECRET_FIELDS = {"User-Agent": "SecretClient/1.0", "X-Mailer": "SecretMailer",
+                 "X-Originating-IP": "[192.0.2.7]"}
+NEVER_STORED = ("Received", "DKIM-Signature", "Authentication-Results")
+# the machine is shared: doveauth's load guard for new accounts is not under test here
+OVERRIDES = {"doveauth": {"max_load_1m": 1000},
+             "filtermail": {"passthrough_senders": [PASSTHROUGH]}}
+# remote domain -> (its MX's last address byte, its certificate: "ca" for its own
+# name, "self" self-signed, "wrong" from the CA for another name, None no TLS)
+REMOTES = {"good.example": (2, "ca"), "selfsigned.example": (3, "self"),
+           "wrongname.example": (4, "wrong"), "cleartext.example": (5, None),
+           "sts.example": (6, "ca"), "unlisted.example": (7, "ca")}
+HTTPS_HOST = 8
+# MTA-STS (enforce): unlisted.example's policy names an MX it does not use
+POLICIES = {"sts.example": "mx.sts.example", "unlisted.example": "mx.sts.example"}
+
+
+def ip(host: int) -> str:
+    return f"{NET}.{host}"
+
+
+def server_context(cert, key) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def mx_certificate(ca, mx, kind):
+    return {"ca": lambda: ca.issue(mx), "self": lambda: ca.self_signed(mx),
+            "wrong": lambda: ca.issue(f"not-{mx}"), None: lambda: None}[kind]()
+
+
+class _PolicyHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        domain = self.headers.get("Host", "").split(":")[0].removeprefix("mta-sts.")
+        if self.path != "/.well-known/mta-sts.txt" or domain not in POLICIES:
+            return self.send_error(404)
+        body = (f"version: STSv1\r\nmode: enforce\r\nmx: {POLICIES[domain]}\r\n"
+                "max_age: 86400\r\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_policy_server(ca):
+    cert, key = ca.issue(*[f"mta-sts.{d}" for d in POLICIES])
+    server = http.server.ThreadingHTTPServer((ip(HTTPS_HOST), 443), _PolicyHandler)
+    server.socket = server_context(cert, key).wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def outside_zone() -> dict:
+    zone = {}
+    for domain, (host, _) in REMOTES.items():
+        zone[domain] = {"MX": [[10, f"mx.{domain}"]]}
+        zone[f"mx.{domain}"] = {"A": [ip(host)]}
+    for domain in POLICIES:
+        zone[f"_mta-sts.{domain}"] = "v=STSv1; id=20261129T0700"
+        zone[f"mta-sts.{domain}"] = {"A": [ip(HTTPS_HOST)]}
+    return zone
+
+
+@pytest.fixture(scope="module")
+def ca():
+    directory = Path(tempfile.mkdtemp(prefix="chatmail-ca-", dir="/tmp"))
+    yield TestCA(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def remotes(ca):
+    """domain -> the SMTP server its MX record points at."""
+    sinks = {}
+    for domain, (host, kind) in REMOTES.items():
+        cert = mx_certificate(ca, f"mx.{domain}", kind)
+        tls = server_context(*cert) if cert else None
+        sinks[domain] = SMTPSink(ip(host), 25, tls=tls).start()
+    policies = start_policy_server(ca)
+    yield sinks
+    policies.shutdown()
+    policies.server_close()
+    for sink in sinks.values():
+        sink.stop()
+
+
+@pytest.fixture(scope="module")
+def relay(ca, remotes):
+    relay = start_relay("before", overrides=OVERRIDES, outside=(ip(1), ca.ca_file))
+    relay.mail.publish(outside_zone())
+    yield relay
+    relay.stop()
+    shutil.rmtree(relay.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def after_queue_relay():
+    relay = start_relay("after", overrides=OVERRIDES)
+    yield relay
+    relay.stop()
+    shutil.rmtree(relay.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def armored():
+    return make_armored()
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def secret_message(from_addr, to_addr, armored) -> bytes:
+    """Encrypted mail as a client sends it, with a real Subject and its software."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in SECRET_FIELDS.items())
+    return eml("encrypted", from_addr, to_addr, armored).replace(
+        b"Subject: [...]\r\n", f"Subject: My secret subject\r\n{extra}".encode())
+
+
+def split(message: bytes):
+    head, body = message.split(b"\r\n\r\n", 1)
+    return email.parser.BytesHeaderParser().parsebytes(head + b"\r\n\r\n"), body
+
+
+def assert_minimised(delivered: bytes, sent: bytes, subject: str, absent=()):
+    headers, body = split(delivered)
+    assert body == split(sent)[1]  # byte-identical
+    for name in (*SECRET_FIELDS, "Received", *absent):
+        assert name not in headers, name
+    assert headers.get_all("Subject") == [subject]
+
+
+def wait_until(check, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.2)
+    return result
+
+
+def delay_reason(relay, rcpt: str):
+    """The reason Postfix deferred the mail for `rcpt`, or None while it has not."""
+    out = subprocess.run(["postqueue", "-c", str(relay.mail.etc), "-j"], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    for entry in map(json.loads, out.splitlines()):
+        for recipient in entry["recipients"]:
+            if recipient["address"] == rcpt and recipient.get("delay_reason"):
+                return recipient["delay_reason"]
+    return None
+
+
+def dkim_dns(relay):
+    zone = json.loads(relay.mail.zone.read_text())
+    return lambda name, timeout=5: zone.get(name.decode().rstrip(".")).encode()
+
+
+# --- outgoing: submission -> filtermail (Subject, DKIM) -> cleanup -> remote MX ---
+
+
+def test_outgoing_mail_leaves_minimised_and_its_dkim_signature_verifies(relay, remotes,
+                                                                        armored):
+    alice = account(relay)
+    message = secret_message(alice, "bob@good.example", armored)
+    assert submit(relay, alice, alice, ["bob@good.example"], message) == {}
+    ((mail_from, rcpts, captured),) = wait_until(lambda: remotes["good.example"].received,
+                                                 "delivery to good.example")
+    assert (mail_from, rcpts) == (alice, ["bob@good.example"])
+    assert_minimised(captured, message, "[...]")
+    assert remotes["good.example"].handshakes >= 1  # over TLS
+    assert dkim.verify(captured, dnsfunc=dkim_dns(relay))
+
+
+def test_passthrough_mail_keeps_its_subject_but_not_the_client_fields(relay, remotes,
+                                                                      armored):
+    imap_login(relay, PASSTHROUGH, PASSWORD).logout()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in SECRET_FIELDS.items()).encode()
+    message = eml("plain", PASSTHROUGH, "carol@good.example", armored).replace(
+        b"Subject: hello\r\n", b"Subject: Your invitation\r\n" + extra)
+    assert submit(relay, PASSTHROUGH, PASSTHROUGH, ["carol@good.example"], message) == {}
+    sink = remotes["good.example"]
+    wait_until(lambda: [m for _, r, m in sink.received if r == ["carol@good.example"]],
+               "passthrough delivery")
+    (captured,) = [m for _, r, m in sink.received if r == ["carol@good.example"]]
+    assert_minimised(captured, message, "Your invitation")
+    assert dkim.verify(captured, dnsfunc=dkim_dns(relay))
+
+
+# --- stored: what reaches a mailbox -------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_local_mail_is_stored_without_trace_signature_or_client_fields(
+        request, mode, armored):
+    relay = request.getfixturevalue("relay" if mode == "before" else "after_queue_relay")
+    alice, bob = account(relay), account(relay)
+    message = secret_message(alice, bob, armored)
+    assert submit(relay, alice, alice, [bob], message) == {}
+    (delivered,) = inbox(relay, bob)
+    assert_minimised(delivered, message, "[...]", absent=NEVER_STORED)
+
+
+def test_incoming_mail_is_stored_without_trace_and_signature_fields(relay, armored,
+                                                                    tmp_path):
+    key, record = make_dkim_key(tmp_path, "rsa", "s1")
+    relay.mail.publish({"s1._domainkey.sender.example": record.decode()})
+    signer = DkimSigner.from_config("sender.example", DkimSign("s1", str(key)))
+    bob = account(relay)
+    message = eml("encrypted", "carol@sender.example", bob, armored)
+    trace = (b"Authentication-Results: mx.sender.example; dkim=pass\r\n"
+             b"Received: from [198.51.100.9] (client.isp.example) by mx.sender.example\r\n")
+    sent = trace + signer.sign(message) + message
+    with smtplib.SMTP("127.0.0.1", relay.mail.ports["smtp"], timeout=60) as client:
+        assert client.sendmail("carol@sender.example", [bob], sent) == {}
+    (delivered,) = inbox(relay, bob)
+    assert delivered.endswith(message)  # what the sender signed is untouched
+    headers, _ = split(delivered)
+    assert [name for name in NEVER_STORED if name in headers] == []
+
+
+# --- strict TLS to other servers ---------------------------------------------
+
+
+@pytest.mark.parametrize("domain, why", [
+    ("selfsigned.example", "certificate"), ("wrongname.example", "certificate"),
+    ("cleartext.example", "TLS is required")])
+def test_mail_to_a_server_without_verifiable_tls_is_deferred_and_never_sent(
+        relay, remotes, armored, domain, why):
+    alice = account(relay)
+    rcpt = f"dave@{domain}"
+    assert submit(relay, alice, alice, [rcpt], secret_message(alice, rcpt, armored)) == {}
+    outcome = wait_until(lambda: remotes[domain].received or delay_reason(relay, rcpt),
+                         f"deferral of {rcpt}")
+    assert remotes[domain].received == []
+    assert why in outcome
+
+
+def test_mta_sts_policy_is_served_to_postfix_by_the_resolver(relay):
+    query = f"socketmap:inet:127.0.0.1:{relay.mail.mta_sts_port}:postfix"
+    answer = wait_until(lambda: subprocess.run(
+        ["postmap", "-q", "sts.example", query], capture_output=True, text=True,
+        timeout=30).stdout.strip(), "MTA-STS policy for sts.example")
+    assert answer == "secure match=mx.sts.example servername=hostname"
+    assert subprocess.run(["postmap", "-q", "good.example", query], capture_output=True,
+                          text=True, timeout=30).returncode == 1  # no policy: not found
+
+
+def test_mta_sts_enforce_delivers_only_to_the_mx_the_policy_names(relay, remotes, armored):
+    alice = account(relay)
+    for rcpt in ("erin@sts.example", "erin@unlisted.example"):
+        assert submit(relay, alice, alice, [rcpt], secret_message(alice, rcpt, armored)) == {}
+    wait_until(lambda: remotes["sts.example"].received, "delivery to sts.example")
+    # unlisted.example's MX has a valid certificate for its name, so plain
+    # verification would deliver (as to good.example); its policy does not list it
+    outcome = wait_until(lambda: (remotes["unlisted.example"].received
+                                  or delay_reason(relay, "erin@unlisted.example")),
+                         "deferral of erin@unlisted.example")
+    assert remotes["unlisted.example"].received == []
+    assert "certificate" in outcome
