@@ -307,3 +307,21 @@ def test_mta_sts_enforce_delivers_only_to_the_mx_the_policy_names(relay, remotes
                          "deferral of erin@unlisted.example")
     assert remotes["unlisted.example"].received == []
     assert "certificate" in outcome
+
+
+def test_without_an_answer_from_the_mta_sts_resolver_mail_is_deferred(relay, remotes,
+                                                                      armored):
+    alice = account(relay)
+    resolver = relay.procs.pop("mta-sts")
+    resolver.terminate()
+    resolver.wait(timeout=30)
+    try:
+        rcpt = "frank@good.example"  # no policy, and delivered while the resolver runs
+        assert submit(relay, alice, alice, [rcpt], secret_message(alice, rcpt, armored)) == {}
+        sink = remotes["good.example"]
+        outcome = wait_until(lambda: ([m for _, r, m in sink.received if r == [rcpt]]
+                                      or delay_reason(relay, rcpt)), f"deferral of {rcpt}")
+        assert [m for _, r, m in sink.received if r == [rcpt]] == []
+        assert "TLS configuration problem" in outcome  # the policy lookup failed
+    finally:
+        relay.mail.start_mta_sts_resolver()
