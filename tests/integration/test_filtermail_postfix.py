@@ -47,20 +47,22 @@ def start_relay(mode, **options):
     return relay
 
 
-@pytest.fixture(scope="module")
-def relay():
-    relay = start_relay("before")
+def running_relay(mode, **options):
+    """A started relay for a module fixture (`yield from`), stopped and removed after."""
+    relay = start_relay(mode, **options)
     yield relay
     relay.stop()
     shutil.rmtree(relay.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def relay():
+    yield from running_relay("before")
 
 
 @pytest.fixture(scope="module")
 def after_queue_relay():
-    relay = start_relay("after")
-    yield relay
-    relay.stop()
-    shutil.rmtree(relay.base, ignore_errors=True)
+    yield from running_relay("after")
 
 
 @pytest.fixture(scope="module")
