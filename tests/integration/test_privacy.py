@@ -6,24 +6,20 @@ mail is [...]; the body is byte-identical; the DKIM signature made by
 filtermail verifies where the mail arrives. Outgoing mail goes only over
 verified TLS, and an MTA-STS policy is honoured.
 
-The "remote" servers are real SMTP servers (tests/smtpsink.py) on port 25 of
-addresses of this run's own loopback /24, found by MX through a DNS server
-on the same /24 (scripts/local_dns.py), with certificates from a test CA
-that the relay trusts (or not: self-signed, wrong name, no TLS). MTA-STS
-policies are served over HTTPS on port 443 of that /24 and resolved by
-Debian's postfix-mta-sts-resolver; see scripts/local_postfix.py (`outside`).
+The "remote" servers are real SMTP servers on port 25 of addresses of this
+run's own loopback /24 (outside.py), found by MX through a DNS server on the
+same /24 (scripts/local_dns.py), with certificates from a test CA that the
+relay trusts (or not: self-signed, wrong name, no TLS). MTA-STS policies are
+served over HTTPS on port 443 of that /24 and resolved by Debian's
+postfix-mta-sts-resolver; see scripts/local_postfix.py (`outside`).
 """
 
 import email.parser
-import http.server
 import json
-import random
 import shutil
 import smtplib
-import ssl
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,16 +30,15 @@ from chatmail_services.core.config import DkimSign
 from chatmail_services.filtermail.dkimcheck import DkimSigner
 
 from dkim_keys import make_dkim_key  # scripts/
-from ..smtpsink import SMTPSink
 from ..testca import TestCA
 from .conftest import imap_login
+from .outside import RemoteServers, ip, outside_zone
 from .test_filtermail_postfix import (
     PASSWORD, account, eml, inbox, make_armored, running_relay, submit,
 )
 
 pytestmark = pytest.mark.integration
 
-NET = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"  # this run's loopback /24
 PASSTHROUGH = "pthrough1@chat.example.org"
 SECRET_FIELDS = {"User-Agent": "SecretClient/1.0", "X-Mailer": "SecretMailer",
                  "X-Originating-IP": "[192.0.2.7]"}
@@ -51,65 +46,6 @@ NEVER_STORED = ("Received", "DKIM-Signature", "Authentication-Results")
 # the machine is shared: doveauth's load guard for new accounts is not under test here
 OVERRIDES = {"doveauth": {"max_load_1m": 1000},
              "filtermail": {"passthrough_senders": [PASSTHROUGH]}}
-# remote domain -> (its MX's last address byte, its certificate: "ca" for its own
-# name, "self" self-signed, "wrong" from the CA for another name, None no TLS)
-REMOTES = {"good.example": (2, "ca"), "selfsigned.example": (3, "self"),
-           "wrongname.example": (4, "wrong"), "cleartext.example": (5, None),
-           "sts.example": (6, "ca"), "unlisted.example": (7, "ca")}
-HTTPS_HOST = 8
-# MTA-STS (enforce): unlisted.example's policy names an MX it does not use
-POLICIES = {"sts.example": "mx.sts.example", "unlisted.example": "mx.sts.example"}
-
-
-def ip(host: int) -> str:
-    return f"{NET}.{host}"
-
-
-def server_context(cert, key) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    return ctx
-
-
-def mx_certificate(ca, mx, kind):
-    return {"ca": lambda: ca.issue(mx), "self": lambda: ca.self_signed(mx),
-            "wrong": lambda: ca.issue(f"not-{mx}"), None: lambda: None}[kind]()
-
-
-class _PolicyHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        domain = self.headers.get("Host", "").split(":")[0].removeprefix("mta-sts.")
-        if self.path != "/.well-known/mta-sts.txt" or domain not in POLICIES:
-            return self.send_error(404)
-        body = (f"version: STSv1\r\nmode: enforce\r\nmx: {POLICIES[domain]}\r\n"
-                "max_age: 86400\r\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def start_policy_server(ca):
-    cert, key = ca.issue(*[f"mta-sts.{d}" for d in POLICIES])
-    server = http.server.ThreadingHTTPServer((ip(HTTPS_HOST), 443), _PolicyHandler)
-    server.socket = server_context(cert, key).wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def outside_zone() -> dict:
-    zone = {}
-    for domain, (host, _) in REMOTES.items():
-        zone[domain] = {"MX": [[10, f"mx.{domain}"]]}
-        zone[f"mx.{domain}"] = {"A": [ip(host)]}
-    for domain in POLICIES:
-        zone[f"_mta-sts.{domain}"] = "v=STSv1; id=20261129T0700"
-        zone[f"mta-sts.{domain}"] = {"A": [ip(HTTPS_HOST)]}
-    return zone
 
 
 @pytest.fixture(scope="module")
@@ -122,17 +58,9 @@ def ca():
 @pytest.fixture(scope="module")
 def remotes(ca):
     """domain -> the SMTP server its MX record points at."""
-    sinks = {}
-    for domain, (host, kind) in REMOTES.items():
-        cert = mx_certificate(ca, f"mx.{domain}", kind)
-        tls = server_context(*cert) if cert else None
-        sinks[domain] = SMTPSink(ip(host), 25, tls=tls).start()
-    policies = start_policy_server(ca)
-    yield sinks
-    policies.shutdown()
-    policies.server_close()
-    for sink in sinks.values():
-        sink.stop()
+    servers = RemoteServers(ca)
+    yield servers.sinks
+    servers.stop()
 
 
 @pytest.fixture(scope="module")
