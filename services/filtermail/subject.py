@@ -10,37 +10,43 @@ the client and this filter, so a Subject changed by Postfix after filtermail
 signed (the Subject is a signed field) would break the DKIM signature.
 
 So filtermail replaces it, after the verdict and before signing, on every
-accepted outgoing message except passthrough mail. Only the value of each
-top-level Subject field changes; every other byte stays as it was.
+accepted outgoing message except passthrough mail (docs/privacy.md). Only
+the value of each top-level Subject field changes; every other byte stays.
+Chat clients already send ``[...]``: then the `Mail` is passed on as it is,
+otherwise a new one is made (and parsed) from the changed bytes.
 """
 
 import re
 
-HIDDEN = b"[...]"
-# verdict reasons (verdicts.py) of cleartext the operator chose to let out as it is
+from .mail import Mail
+
+HIDDEN = b"Subject: [...]"
+# verdict reasons (policy.py) of cleartext the operator chose to let out as it is
 KEEPS_SUBJECT = frozenset({"passthrough-sender", "passthrough-recipients"})
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 # a field: a line that is not a continuation, with its continuation lines
 _FIELD = re.compile(rb"(?m)^([^ \t\r\n:]+)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*")
 
 
-def hide_subject(message: bytearray) -> bytearray:
-    """`message` with the value of each top-level Subject field replaced by [...]."""
-    if message[:1] in (b"\r", b"\n"):  # no header block at all
-        return message
-    end = _HEADER_END.search(message)
-    head_end = end.start() + 1 if end else len(message)
-    spans = [m.span() for m in _FIELD.finditer(message, 0, head_end)
-             if m.group(1).lower() == b"subject"]
-    for start, stop in reversed(spans):
-        eol = b"\r" if message[stop - 1:stop] == b"\r" else b""
-        message[start:stop] = b"Subject: " + HIDDEN + eol
-    return message
+def hidden_subject_header(head: bytes) -> bytes:
+    """The header block `head` with each Subject field replaced by ``Subject: [...]``."""
+    def hide(field: re.Match) -> bytes:
+        if field.group(1).lower() != b"subject":
+            return field.group(0)
+        return HIDDEN + (b"\r" if field.group(0).endswith(b"\r") else b"")
+    return _FIELD.sub(hide, head)
 
 
-def minimise_subject(verdict, message: bytearray) -> bytearray:
+def hide_subject(mail: Mail) -> Mail:
+    head = mail.header_block
+    hidden = hidden_subject_header(head)
+    if hidden == head:
+        return mail
+    return Mail(mail.envelope, bytearray(hidden) + mail.data[mail.header_end:])
+
+
+def minimise_subject(verdict, mail: Mail) -> Mail:
     """The outgoing rewrite: hide the Subject unless the verdict is passthrough."""
     if verdict.reason in KEEPS_SUBJECT:
-        return message
-    return hide_subject(message)
+        return mail
+    return hide_subject(mail)

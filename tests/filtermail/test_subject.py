@@ -2,15 +2,9 @@
 
 import pytest
 
-from chatmail_services.filtermail.subject import hide_subject, minimise_subject
-from chatmail_services.filtermail.verdicts import (
-    ACCEPT_ENCRYPTED,
-    ACCEPT_PASSTHROUGH_RECIPIENTS,
-    ACCEPT_PASSTHROUGH_SENDER,
-    ACCEPT_SECUREJOIN,
-)
-
-BODY = b"\r\nSubject: in the body stays\r\n"
+from chatmail_services.filtermail.mail import Envelope, Mail
+from chatmail_services.filtermail.policy import Accepted
+from chatmail_services.filtermail.subject import hidden_subject_header, minimise_subject
 
 
 @pytest.mark.parametrize("head, expected", [
@@ -18,30 +12,35 @@ BODY = b"\r\nSubject: in the body stays\r\n"
      b"From: a\r\nSubject: [...]\r\nTo: b\r\n"),
     # folded over several lines; the name in any case, blanks before the colon
     (b"subject : very\r\n long\r\n\tsecret\r\nTo: b\r\n", b"Subject: [...]\r\nTo: b\r\n"),
-    # the last field of the header block, two of them, bare LF line endings
+    # the last field, two of them, bare LF line endings
     (b"To: b\r\nSubject: s\r\n", b"To: b\r\nSubject: [...]\r\n"),
     (b"Subject: one\r\nX: y\r\nSubject: two\r\n", b"Subject: [...]\r\nX: y\r\nSubject: [...]\r\n"),
     (b"To: b\nSubject: s\n", b"To: b\nSubject: [...]\n"),
     # no Subject: nothing is added; names that merely start alike stay
     (b"To: b\r\nSubjectX: s\r\nX-Subject: s\r\n", b"To: b\r\nSubjectX: s\r\nX-Subject: s\r\n"),
+    (b"", b""),
 ])
-def test_each_top_level_subject_value_is_replaced_and_nothing_else(head, expected):
-    eol = b"\n" if b"\r" not in head else b"\r\n"
-    body = BODY.replace(b"\r\n", eol)
-    assert hide_subject(bytearray(head + body)) == expected + body
+def test_each_subject_field_of_a_header_block_is_replaced_and_nothing_else(head, expected):
+    assert hidden_subject_header(head) == expected
 
 
-def test_a_message_without_header_block_or_body_is_handled():
-    assert hide_subject(bytearray(b"\r\nSubject: body\r\n")) == b"\r\nSubject: body\r\n"
-    assert hide_subject(bytearray(b"Subject: s\r\nTo: b\r\n")) == b"Subject: [...]\r\nTo: b\r\n"
+def mail(message: bytes) -> Mail:
+    return Mail(Envelope("alice@chat.example.org", rcpts=[("bob@example.net", ())]),
+                bytearray(message))
 
 
-@pytest.mark.parametrize("verdict, hidden", [
-    (ACCEPT_ENCRYPTED, True), (ACCEPT_SECUREJOIN, True),
-    (ACCEPT_PASSTHROUGH_SENDER, False), (ACCEPT_PASSTHROUGH_RECIPIENTS, False),
+@pytest.mark.parametrize("reason, hidden", [
+    ("encrypted", True), ("securejoin", True),
+    ("passthrough-sender", False), ("passthrough-recipients", False),
 ])
-def test_passthrough_mail_keeps_its_subject(verdict, hidden):
-    message = b"Subject: Your invitation\r\n\r\nbody\r\n"
-    out = minimise_subject(verdict, bytearray(message))
-    assert (out == b"Subject: [...]\r\n\r\nbody\r\n") is hidden
-    assert out.endswith(b"\r\n\r\nbody\r\n")
+def test_passthrough_mail_keeps_its_subject(reason, hidden):
+    message = b"From: <alice@chat.example.org>\r\nSubject: Your invitation\r\n\r\nSubject: body\r\n"
+    out = minimise_subject(Accepted(reason), mail(message))
+    assert (out.header_block == b"From: <alice@chat.example.org>\r\nSubject: [...]\r\n") is hidden
+    assert out.body == b"Subject: body\r\n"  # the body is never touched
+    assert out.from_address == "alice@chat.example.org"
+
+
+def test_a_subject_already_hidden_passes_the_same_mail_on():
+    already = mail(b"Subject: [...]\r\n\r\nbody\r\n")
+    assert minimise_subject(Accepted("encrypted"), already) is already
