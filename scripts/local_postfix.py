@@ -125,7 +125,7 @@ bounce_queue_lifetime = 0
             # come from the test CA (conf/ adds the system's CAs)
             base += f"smtp_tls_CAfile = {self.outside[1]}\nsmtp_tls_loglevel = 1\n"
         else:
-            base += ("# other domains: a closed port, so outside mail waits in the deferred queue\n"
+            base += ("# other domains: a closed port, outside mail waits in the deferred queue\n"
                      "relayhost = [127.0.0.1]:9\nsmtp_dns_support_level = disabled\n")
         return base + self.replace_paths_and_ports((CONF / "postfix/main.cf").read_text())
 

@@ -34,7 +34,8 @@ def mail(message: bytes) -> Mail:
     ("passthrough-sender", False), ("passthrough-recipients", False),
 ])
 def test_passthrough_mail_keeps_its_subject(reason, hidden):
-    message = b"From: <alice@chat.example.org>\r\nSubject: Your invitation\r\n\r\nSubject: body\r\n"
+    message = (b"From: <alice@chat.example.org>\r\nSubject: Your invitation\r\n"
+               b"\r\nSubject: body\r\n")
     out = minimise_subject(Accepted(reason), mail(message))
     assert (out.header_block == b"From: <alice@chat.example.org>\r\nSubject: [...]\r\n") is hidden
     assert out.body == b"Subject: body\r\n"  # the body is never touched
