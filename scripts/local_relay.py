@@ -48,14 +48,15 @@ def wait_for(check, what: str, timeout: float = 20.0, proc=None) -> None:
     raise RuntimeError(f"{what}: not ready after {timeout}s")
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 class LocalRelay:
     def __init__(self, base: Path, mail_domain: str = "chat.example.org",
-                 imap_port: int = 0, overrides=None, postfix=None, web=False):
+                 imap_port: int = 0, overrides=None, postfix=None, outside=None,
+                 web=False):
         self.base = Path(base)
         self.mail_domain = mail_domain
         self.imap_port = imap_port or free_port()
@@ -73,7 +74,7 @@ class LocalRelay:
         if postfix:
             from local_postfix import PostfixPart
 
-            self.mail = PostfixPart(self, postfix, free_port)
+            self.mail = PostfixPart(self, postfix, free_port, outside)
         # chatmail-web over HTTPS on loopback (local_web.py)
         self.web = None
         if web:
@@ -177,15 +178,15 @@ service anvil {{
         wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
         return proc
 
-    def start_process(self, name: str, cmd, user=None):
+    def start_process(self, name: str, cmd, user=None, env=None):
         log = open(self.base / f"{name}.log", "ab")
         kwargs = dict(user=user, group=user, extra_groups=[]) if user else {}
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, **kwargs)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, env=env, **kwargs)
         self.procs[name] = proc
         return proc
 
-    def wait_port(self, port: int, what: str, proc=None):
-        wait_for(lambda: port_open(port), what, proc=proc)
+    def wait_port(self, port: int, what: str, proc=None, host: str = "127.0.0.1"):
+        wait_for(lambda: port_open(port, host), what, proc=proc)
 
     def restart_daemon(self, name: str, **overrides):
         """Stop one daemon, rewrite chatmail.yaml with `overrides`, start it again."""
@@ -241,6 +242,7 @@ service anvil {{
             self.web.start()
         if self.mail:
             self.mail.start_dns()
+            self.mail.start_mta_sts_resolver()
             self.mail.start_filtermail("outgoing")
             self.mail.start_filtermail("incoming")
         self.start_dovecot()
