@@ -16,7 +16,7 @@ def make_service(config, reactor, args=None) -> Daemon:
     pool.setServiceParent(daemon)
     create_pool = BlockingPool(reactor, config.doveauth.create_threads, "doveauth-create")
     create_pool.setServiceParent(daemon)
-    policy = AccountPolicy(config, open_store(config))
+    policy = AccountPolicy(config, open_store(config).accounts)
     front = AuthDict(policy, pool, create_pool)
     daemon.listen(listen_description(args, config.doveauth.listen),
                   DictServerFactory(front), "dict")

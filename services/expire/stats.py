@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from .policy import DAY
+from ..core.days import DAY
 
 ACTIVE_WITHIN_DAYS = (1, 7, 30, 90)
 # Upper bounds of the message size classes (bytes); the last class is open.

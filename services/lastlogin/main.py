@@ -13,7 +13,7 @@ def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "lastlogin")
     pool = BlockingPool(reactor, 2, "lastlogin")
     pool.setServiceParent(daemon)
-    handler = LastLoginDict(config, open_store(config), pool)
+    handler = LastLoginDict(config, open_store(config).accounts, pool)
     daemon.listen(listen_description(args, config.lastlogin.listen),
                   DictServerFactory(handler), "dict")
     add_metrics_endpoint(daemon, config.lastlogin.metrics)

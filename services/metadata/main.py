@@ -9,7 +9,7 @@ from ..core.store import open_store
 from .dictfront import MetadataDict
 from .http import HttpPoster
 from .notifier import Notifier
-from .push import PushPolicy
+from .policy import PushPolicy
 from .serverkeys import ServerKeys
 
 
@@ -18,11 +18,11 @@ def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "metadata")
     pool = BlockingPool(reactor, settings.threads, "metadata")
     pool.setServiceParent(daemon)
-    store = open_store(config)
-    policy = PushPolicy(settings, store)
+    push = open_store(config).push
+    policy = PushPolicy(settings, push)
     poster = HttpPoster(reactor, settings.notify_url, settings.notify_ca_file,
                         settings.notify_timeout, settings.notify_concurrency)
-    notifier = Notifier(policy, store, pool, poster, reactor, settings)
+    notifier = Notifier(policy, push, pool, poster, reactor, settings)
     notifier.setName("notifier")
     notifier.setServiceParent(daemon)
     handler = MetadataDict(config, policy, ServerKeys(config, reactor, pool), notifier,

@@ -16,7 +16,8 @@ deadline itself, and an item claimed after it is dropped unsent.
 
 A claimed item is hidden from other claims for a lease (the request timeout
 plus a margin); if we crash, it is due again when the lease ends. Every store
-or HTTP failure is logged and retried later: nothing stops the loop.
+or HTTP failure is logged and retried later: nothing stops the loop. A store
+outage the store already logged (`Temporary.logged`) is not logged again.
 """
 
 import random
@@ -24,6 +25,8 @@ import random
 from prometheus_client import Counter
 from twisted.application.service import Service
 from twisted.logger import Logger
+
+from ..core.failures import Temporary
 
 LEASE_MARGIN = 10.0  # seconds a claim outlives the request timeout
 STORE_RETRY = 5.0  # seconds before trying again after a store failure
@@ -167,7 +170,11 @@ class Notifier(Service):
     def _store_failed(self, failure, what: str) -> None:
         # The item stays claimed; its lease ends and it is due again. Wake up
         # by then at the latest, and sooner to pick up other work.
-        self.log.failure("push queue {what} failed", failure, what=what)
+        if not failure.check(Temporary):
+            self.log.failure("push queue {what} failed", failure, what=what)
+        elif not failure.value.logged:
+            self.log.error("push queue {what} failed: {why}", what=what,
+                           why=failure.getErrorMessage())
         self._wake_at(self.clock.seconds() + STORE_RETRY)
 
     def _unexpected(self, failure) -> None:

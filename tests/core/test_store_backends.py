@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from chatmail_services.core.store import AccountDamaged, day_of, open_store
+from chatmail_services.core.days import day_of
+from chatmail_services.core.store import AccountDamaged, open_store
 
 # Recent, not fixed: Redis expires last-login records by its own clock.
 NOW = time.time()
@@ -21,25 +22,25 @@ def addr_of(localpart):
 
 def test_created_account_has_hash_flag_and_login_day(store):
     addr = addr_of("abcdefghi")
-    assert store.create_account(addr, HASH, NOW) == HASH
-    assert store.get_password(addr) == HASH
-    assert store.enforces_e2ee_incoming(addr) is True
-    assert store.get_last_login(addr) == day_of(NOW)
+    assert store.accounts.create_account(addr, HASH, NOW) == HASH
+    assert store.accounts.get_password(addr) == HASH
+    assert store.accounts.enforces_e2ee_incoming(addr) is True
+    assert store.accounts.get_last_login(addr) == day_of(NOW)
 
 
 def test_unknown_account_is_none_everywhere(store):
     addr = addr_of("nobody123")
-    assert store.get_password(addr) is None
-    assert store.get_last_login(addr) is None
-    assert store.enforces_e2ee_incoming(addr) is False
+    assert store.accounts.get_password(addr) is None
+    assert store.accounts.get_last_login(addr) is None
+    assert store.accounts.enforces_e2ee_incoming(addr) is False
 
 
 def test_existing_account_keeps_its_hash(store):
     addr = addr_of("abcdefghi")
-    store.create_account(addr, HASH, NOW)
-    assert store.create_account(addr, "{SHA512-CRYPT}other", NOW + 86400) == HASH
-    assert store.get_password(addr) == HASH
-    assert store.get_last_login(addr) == day_of(NOW)
+    store.accounts.create_account(addr, HASH, NOW)
+    assert store.accounts.create_account(addr, "{SHA512-CRYPT}other", NOW + 86400) == HASH
+    assert store.accounts.get_password(addr) == HASH
+    assert store.accounts.get_last_login(addr) == day_of(NOW)
 
 
 def test_concurrent_creations_on_several_hosts_have_exactly_one_winner(backend):
@@ -50,7 +51,7 @@ def test_concurrent_creations_on_several_hosts_have_exactly_one_winner(backend):
     def create(i):
         barrier.wait()
         for addr in addrs:
-            results.append((addr, hosts[i % 4].create_account(addr, f"{{X}}h{i}", NOW)))
+            results.append((addr, hosts[i % 4].accounts.create_account(addr, f"{{X}}h{i}", NOW)))
 
     threads = [threading.Thread(target=create, args=(i,)) for i in range(16)]
     for t in threads:
@@ -61,87 +62,87 @@ def test_concurrent_creations_on_several_hosts_have_exactly_one_winner(backend):
     for addr in addrs:
         winners = {stored for a, stored in results if a == addr}
         assert len(winners) == 1
-        assert hosts[0].get_password(addr) == winners.pop()
-        assert hosts[1].enforces_e2ee_incoming(addr)
+        assert hosts[0].accounts.get_password(addr) == winners.pop()
+        assert hosts[1].accounts.enforces_e2ee_incoming(addr)
 
 
 def test_damaged_account_is_damage_not_absence(backend, store):
     addr = addr_of("damaged01")
     backend.damage(addr)
     with pytest.raises(AccountDamaged):
-        store.get_password(addr)
+        store.accounts.get_password(addr)
     with pytest.raises(AccountDamaged):
-        store.create_account(addr, HASH, NOW)
+        store.accounts.create_account(addr, HASH, NOW)
     with pytest.raises(AccountDamaged):
-        store.import_account(addr, HASH, day_of(NOW), True)
+        store.transfer.import_account(addr, HASH, day_of(NOW), True)
 
 
 @pytest.mark.parametrize("addr", ["../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org",
                                   "nul\x00l@" + DOMAIN, "noat"])
 def test_unsafe_addresses_are_refused(store, addr):
-    for call in (store.get_password, store.get_last_login, store.enforces_e2ee_incoming):
+    for call in (store.accounts.get_password, store.accounts.get_last_login, store.accounts.enforces_e2ee_incoming):
         with pytest.raises(ValueError):
             call(addr)
     with pytest.raises(ValueError):
-        store.create_account(addr, HASH, NOW)
+        store.accounts.create_account(addr, HASH, NOW)
     with pytest.raises(ValueError):
-        store.set_last_login(addr, day_of(NOW))
+        store.accounts.set_last_login(addr, day_of(NOW))
 
 
 def test_last_login_is_recorded_and_seen_by_other_hosts(backend, store):
     addr = addr_of("loginday1")
-    store.create_account(addr, HASH, NOW)
+    store.accounts.create_account(addr, HASH, NOW)
     later = day_of(NOW) + 5 * 86400
-    assert store.set_last_login(addr, later) is True
-    assert store.set_last_login(addr, later) is True
-    assert backend.new().get_last_login(addr) == later
+    assert store.accounts.set_last_login(addr, later) is True
+    assert store.accounts.set_last_login(addr, later) is True
+    assert backend.new().accounts.get_last_login(addr) == later
 
 
 def test_last_login_for_unknown_address_creates_nothing(store):
     addr = addr_of("nobody123")
-    assert store.set_last_login(addr, day_of(NOW)) is False
-    assert store.get_last_login(addr) is None
-    assert store.get_password(addr) is None
-    assert list(store.iter_accounts()) == []
+    assert store.accounts.set_last_login(addr, day_of(NOW)) is False
+    assert store.accounts.get_last_login(addr) is None
+    assert store.accounts.get_password(addr) is None
+    assert list(store.accounts.iter_accounts()) == []
 
 
 def test_iter_accounts_lists_every_account_once(store):
     addrs = sorted(addr_of(f"acct{i:05d}") for i in range(1500))
     for addr in addrs:
-        store.create_account(addr, HASH, NOW)
-    assert sorted(store.iter_accounts()) == addrs
+        store.accounts.create_account(addr, HASH, NOW)
+    assert sorted(store.accounts.iter_accounts()) == addrs
 
 
 def test_iter_accounts_of_empty_store(store):
-    assert list(store.iter_accounts()) == []
+    assert list(store.accounts.iter_accounts()) == []
 
 
 def test_import_account_keeps_day_and_flag(store):
     plain, strict = addr_of("imported1"), addr_of("imported2")
     old_day = day_of(NOW) - 30 * 86400
-    assert store.import_account(plain, HASH, old_day, False) is True
-    assert store.import_account(strict, HASH, old_day, True) is True
-    assert store.get_password(plain) == HASH
-    assert store.get_last_login(plain) == old_day
-    assert store.enforces_e2ee_incoming(plain) is False
-    assert store.enforces_e2ee_incoming(strict) is True
+    assert store.transfer.import_account(plain, HASH, old_day, False) is True
+    assert store.transfer.import_account(strict, HASH, old_day, True) is True
+    assert store.accounts.get_password(plain) == HASH
+    assert store.accounts.get_last_login(plain) == old_day
+    assert store.accounts.enforces_e2ee_incoming(plain) is False
+    assert store.accounts.enforces_e2ee_incoming(strict) is True
 
 
 def test_import_account_leaves_an_existing_account_untouched(store):
     addr = addr_of("existing1")
-    store.create_account(addr, HASH, NOW)
-    assert store.import_account(addr, "{X}other", day_of(NOW) - 86400, False) is False
-    assert store.get_password(addr) == HASH
-    assert store.get_last_login(addr) == day_of(NOW)
-    assert store.enforces_e2ee_incoming(addr) is True
+    store.accounts.create_account(addr, HASH, NOW)
+    assert store.transfer.import_account(addr, "{X}other", day_of(NOW) - 86400, False) is False
+    assert store.accounts.get_password(addr) == HASH
+    assert store.accounts.get_last_login(addr) == day_of(NOW)
+    assert store.accounts.enforces_e2ee_incoming(addr) is True
 
 
 def test_store_works_from_threads_after_close_and_reopen(backend):
     addr = addr_of("reopened1")
     first = backend.new()
-    first.create_account(addr, HASH, NOW)
+    first.accounts.create_account(addr, HASH, NOW)
     first.close()
-    assert backend.new().get_password(addr) == HASH
+    assert backend.new().accounts.get_password(addr) == HASH
 
 
 def test_files_layout_is_unchanged_by_the_interface(make_config):
@@ -149,7 +150,7 @@ def test_files_layout_is_unchanged_by_the_interface(make_config):
     config = make_config()
     store = open_store(config)
     addr = addr_of("layout123")
-    store.import_account(addr, HASH, day_of(NOW), False)
+    store.transfer.import_account(addr, HASH, day_of(NOW), False)
     home = config.mailboxes_path / addr
     assert sorted(os.listdir(home)) == ["password"]
     assert int((home / "password").stat().st_mtime) == day_of(NOW)

@@ -22,63 +22,63 @@ HASH = "{SHA512-CRYPT}$6$s$h"
 @pytest.fixture
 def store(store):
     """The backend's store with the account ADDR."""
-    store.create_account(ADDR, HASH, NOW)
+    store.accounts.create_account(ADDR, HASH, NOW)
     return store
 
 
 def add(store, token, now=NOW, max_tokens=16, addr=ADDR):
-    return store.add_token(addr, token, now, MAX_AGE, max_tokens)
+    return store.push.add_token(addr, token, now, MAX_AGE, max_tokens)
 
 
 # -- tokens ------------------------------------------------------------------
 def test_tokens_of_several_devices_are_kept_newest_first(store):
     assert add(store, "phone", NOW) and add(store, "tablet", NOW + 5)
-    assert store.get_tokens(ADDR, NOW + 10, MAX_AGE) == ["tablet", "phone"]
+    assert store.push.get_tokens(ADDR, NOW + 10, MAX_AGE) == ["tablet", "phone"]
 
 
 def test_setting_a_token_again_refreshes_it(store):
     add(store, "phone", NOW)
     add(store, "tablet", NOW + 5)
     add(store, "phone", NOW + 9)
-    assert store.get_tokens(ADDR, NOW + 10, MAX_AGE) == ["phone", "tablet"]
+    assert store.push.get_tokens(ADDR, NOW + 10, MAX_AGE) == ["phone", "tablet"]
 
 
 def test_a_token_expires_after_max_age_unless_set_again(store):
     add(store, "old", NOW)
     add(store, "renewed", NOW)
     add(store, "renewed", NOW + 60 * DAY)
-    assert store.get_tokens(ADDR, NOW + MAX_AGE - 1, MAX_AGE) == ["renewed", "old"]
-    assert store.get_tokens(ADDR, NOW + MAX_AGE + 1, MAX_AGE) == ["renewed"]
+    assert store.push.get_tokens(ADDR, NOW + MAX_AGE - 1, MAX_AGE) == ["renewed", "old"]
+    assert store.push.get_tokens(ADDR, NOW + MAX_AGE + 1, MAX_AGE) == ["renewed"]
 
 
 def test_a_backwards_clock_step_keeps_tokens(store):
     add(store, "phone", NOW)
-    assert store.get_tokens(ADDR, NOW - 30 * DAY, MAX_AGE) == ["phone"]
+    assert store.push.get_tokens(ADDR, NOW - 30 * DAY, MAX_AGE) == ["phone"]
     add(store, "tablet", NOW - 30 * DAY)  # a write with the stepped-back clock
-    assert store.get_tokens(ADDR, NOW - 30 * DAY, MAX_AGE) == ["phone", "tablet"]
+    assert store.push.get_tokens(ADDR, NOW - 30 * DAY, MAX_AGE) == ["phone", "tablet"]
 
 
 def test_beyond_max_tokens_the_oldest_is_dropped(store):
     for i in range(5):
         add(store, f"t{i}", NOW + i, max_tokens=3)
-    assert store.get_tokens(ADDR, NOW + 10, MAX_AGE) == ["t4", "t3", "t2"]
+    assert store.push.get_tokens(ADDR, NOW + 10, MAX_AGE) == ["t4", "t3", "t2"]
 
 
 def test_remove_token_removes_only_that_token(store):
     add(store, "phone", NOW)
     add(store, "tablet", NOW + 1)
-    assert store.remove_token(ADDR, "phone") is True
-    assert store.remove_token(ADDR, "phone") is False
-    assert store.get_tokens(ADDR, NOW + 2, MAX_AGE) == ["tablet"]
+    assert store.push.remove_token(ADDR, "phone") is True
+    assert store.push.remove_token(ADDR, "phone") is False
+    assert store.push.get_tokens(ADDR, NOW + 2, MAX_AGE) == ["tablet"]
 
 
 def test_no_account_means_no_tokens_and_nothing_created(store):
     ghost = "ghostghos@" + DOMAIN
-    assert store.get_tokens(ghost, NOW, MAX_AGE) == []
+    assert store.push.get_tokens(ghost, NOW, MAX_AGE) == []
     assert add(store, "phone", addr=ghost) is False
-    assert store.remove_token(ghost, "phone") is False
-    assert store.get_tokens(ghost, NOW, MAX_AGE) == []
-    assert store.get_password(ghost) is None
+    assert store.push.remove_token(ghost, "phone") is False
+    assert store.push.get_tokens(ghost, NOW, MAX_AGE) == []
+    assert store.accounts.get_password(ghost) is None
 
 
 def test_concurrent_adds_from_threads_never_lose_a_token(store):
@@ -93,7 +93,7 @@ def test_concurrent_adds_from_threads_never_lose_a_token(store):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(store.get_tokens(ADDR, NOW + 20, MAX_AGE)) == sorted(
+    assert sorted(store.push.get_tokens(ADDR, NOW + 20, MAX_AGE)) == sorted(
         f"device-{i}" for i in range(12))
 
 
@@ -110,71 +110,71 @@ def test_concurrent_adds_from_processes_never_lose_a_token(store):
     for p in procs:
         p.join()
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert len(store.get_tokens(ADDR, NOW + 20, MAX_AGE)) == 30
+    assert len(store.push.get_tokens(ADDR, NOW + 20, MAX_AGE)) == 30
 
 
 # -- queue ---------------------------------------------------------------------
 def test_enqueued_items_are_claimed_once_with_their_deadline(store):
-    assert store.enqueue_push(ADDR, ["a", "b"], NOW, NOW + 100) == 2
-    items, next_due = store.claim_push(NOW, 10, 30)
+    assert store.push.enqueue_push(ADDR, ["a", "b"], NOW, NOW + 100) == 2
+    items, next_due = store.push.claim_push(NOW, 10, 30)
     assert sorted((i.addr, i.token, i.deadline, i.attempts) for i in items) == [
         (ADDR, "a", NOW + 100, 0), (ADDR, "b", NOW + 100, 0)]
     assert next_due is None
-    assert store.claim_push(NOW + 29, 10, 30) == ([], NOW + 30)
+    assert store.push.claim_push(NOW + 29, 10, 30) == ([], NOW + 30)
 
 
 def test_an_unfinished_claim_comes_back_after_the_lease(store):
-    store.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
-    (first,), _ = store.claim_push(NOW, 10, 30)
-    (again,), _ = store.claim_push(NOW + 30, 10, 30)
+    store.push.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
+    (first,), _ = store.push.claim_push(NOW, 10, 30)
+    (again,), _ = store.push.claim_push(NOW + 30, 10, 30)
     assert (again.token, again.deadline) == ("a", NOW + 100)
-    store.complete_push(again)
-    assert store.claim_push(NOW + 1000, 10, 30) == ([], None)
+    store.push.complete_push(again)
+    assert store.push.claim_push(NOW + 1000, 10, 30) == ([], None)
 
 
 def test_claim_respects_limit_and_due_time(store):
-    store.enqueue_push(ADDR, ["a", "b", "c"], NOW, NOW + 100)
-    store.enqueue_push(ADDR, ["later"], NOW + 50, NOW + 150)
-    items, next_due = store.claim_push(NOW, 2, 300)
+    store.push.enqueue_push(ADDR, ["a", "b", "c"], NOW, NOW + 100)
+    store.push.enqueue_push(ADDR, ["later"], NOW + 50, NOW + 150)
+    items, next_due = store.push.claim_push(NOW, 2, 300)
     assert len(items) == 2 and next_due == NOW
-    items, next_due = store.claim_push(NOW, 2, 300)
+    items, next_due = store.push.claim_push(NOW, 2, 300)
     assert len(items) == 1 and next_due == NOW + 50
-    (item,), _ = store.claim_push(NOW + 50, 2, 300)
+    (item,), _ = store.push.claim_push(NOW + 50, 2, 300)
     assert item.token == "later"
 
 
 def test_reschedule_keeps_deadline_and_counts_attempts_across_reopen(store, backend):
-    store.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
-    (item,), _ = store.claim_push(NOW, 10, 30)
-    store.reschedule_push(item, NOW + 8, 1)
-    assert store.claim_push(NOW + 7, 10, 30) == ([], NOW + 8)
+    store.push.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
+    (item,), _ = store.push.claim_push(NOW, 10, 30)
+    store.push.reschedule_push(item, NOW + 8, 1)
+    assert store.push.claim_push(NOW + 7, 10, 30) == ([], NOW + 8)
     reopened = backend.new()
-    (item,), _ = reopened.claim_push(NOW + 8, 10, 30)
+    (item,), _ = reopened.push.claim_push(NOW + 8, 10, 30)
     reopened.close()
     assert (item.token, item.deadline, item.attempts) == ("a", NOW + 100, 1)
 
 
 def test_completed_items_are_gone(store):
-    store.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
-    (item,), _ = store.claim_push(NOW, 10, 30)
-    store.complete_push(item)
-    store.complete_push(item)  # twice is harmless
-    assert store.claim_push(NOW + 1000, 10, 30) == ([], None)
+    store.push.enqueue_push(ADDR, ["a"], NOW, NOW + 100)
+    (item,), _ = store.push.claim_push(NOW, 10, 30)
+    store.push.complete_push(item)
+    store.push.complete_push(item)  # twice is harmless
+    assert store.push.claim_push(NOW + 1000, 10, 30) == ([], None)
 
 
 def test_enqueue_of_no_tokens_queues_nothing(store):
-    assert store.enqueue_push(ADDR, [], NOW, NOW + 100) == 0
-    assert store.claim_push(NOW, 10, 30) == ([], None)
+    assert store.push.enqueue_push(ADDR, [], NOW, NOW + 100) == 0
+    assert store.push.claim_push(NOW, 10, 30) == ([], None)
 
 
 def test_concurrent_claims_hand_out_each_item_once(store):
-    store.enqueue_push(ADDR, [f"t{i}" for i in range(40)], NOW, NOW + 100)
+    store.push.enqueue_push(ADDR, [f"t{i}" for i in range(40)], NOW, NOW + 100)
     got, barrier = [], threading.Barrier(4)
 
     def claimer():
         barrier.wait()
         for _ in range(20):
-            got.extend(store.claim_push(NOW, 3, 30)[0])
+            got.extend(store.push.claim_push(NOW, 3, 30)[0])
 
     threads = [threading.Thread(target=claimer) for _ in range(4)]
     for t in threads:
@@ -186,14 +186,14 @@ def test_concurrent_claims_hand_out_each_item_once(store):
 
 
 def test_claims_on_several_hosts_hand_out_each_item_once(backend, store):
-    store.enqueue_push(ADDR, [f"t{i}" for i in range(30)], NOW, NOW + 100)
+    store.push.enqueue_push(ADDR, [f"t{i}" for i in range(30)], NOW, NOW + 100)
     hosts = [backend.new() for _ in range(3)]
     got, barrier = [], threading.Barrier(3)
 
     def claimer(host):
         barrier.wait()
         for _ in range(15):
-            got.extend(host.claim_push(NOW, 2, 30)[0])
+            got.extend(host.push.claim_push(NOW, 2, 30)[0])
 
     threads = [threading.Thread(target=claimer, args=(h,)) for h in hosts]
     for t in threads:
@@ -204,24 +204,24 @@ def test_claims_on_several_hosts_hand_out_each_item_once(backend, store):
 
 
 def test_an_item_claimed_by_a_dead_host_is_sent_by_another(backend, store):
-    store.enqueue_push(ADDR, ["orphan"], NOW, NOW + 100)
+    store.push.enqueue_push(ADDR, ["orphan"], NOW, NOW + 100)
     dying = backend.new()
-    (claimed,), _ = dying.claim_push(NOW, 10, 30)
+    (claimed,), _ = dying.push.claim_push(NOW, 10, 30)
     dying.close()  # the host is gone without completing or rescheduling
     other = backend.new()
-    assert other.claim_push(NOW + 29, 10, 30) == ([], NOW + 30)
-    (again,), _ = other.claim_push(NOW + 30, 10, 30)
+    assert other.push.claim_push(NOW + 29, 10, 30) == ([], NOW + 30)
+    (again,), _ = other.push.claim_push(NOW + 30, 10, 30)
     assert (again.addr, again.token, again.deadline) == (ADDR, "orphan", NOW + 100)
     other.close()
 
 
 # -- account deletion and the queue as admin tools see it ----------------------
 def test_iter_pending_notifications_lists_every_item_without_its_token(store):
-    store.create_account(OTHER, HASH, NOW)
-    store.enqueue_push(ADDR, ["secret-a", "secret-b"], NOW, NOW + 100)
-    store.enqueue_push(OTHER, ["secret-c"], NOW + 5, NOW + 105)
-    store.claim_push(NOW, 1, 30)  # a claimed item is still pending
-    pending = list(store.iter_pending_notifications())
+    store.accounts.create_account(OTHER, HASH, NOW)
+    store.push.enqueue_push(ADDR, ["secret-a", "secret-b"], NOW, NOW + 100)
+    store.push.enqueue_push(OTHER, ["secret-c"], NOW + 5, NOW + 105)
+    store.push.claim_push(NOW, 1, 30)  # a claimed item is still pending
+    pending = list(store.push.iter_pending_notifications())
     assert all(isinstance(p, PendingNotification) for p in pending)
     assert sorted((p.addr, p.queued_at) for p in pending) == [
         (ADDR, NOW), (ADDR, NOW), (OTHER, NOW + 5)]
@@ -230,89 +230,89 @@ def test_iter_pending_notifications_lists_every_item_without_its_token(store):
 
 
 def test_iter_pending_notifications_of_an_empty_queue(store):
-    assert list(store.iter_pending_notifications()) == []
+    assert list(store.push.iter_pending_notifications()) == []
 
 
 def test_delete_account_takes_its_record_tokens_and_queued_items(store):
-    store.create_account(OTHER, HASH, NOW)
+    store.accounts.create_account(OTHER, HASH, NOW)
     add(store, "phone")
     add(store, "kept", addr=OTHER)
-    store.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
-    store.enqueue_push(OTHER, ["kept"], NOW, NOW + 100)
-    assert store.delete_account(ADDR) is True
-    assert store.get_password(ADDR) is None and store.get_last_login(ADDR) is None
-    assert store.get_tokens(ADDR, NOW, MAX_AGE) == []
-    assert [p.addr for p in store.iter_pending_notifications()] == [OTHER]
-    items, _ = store.claim_push(NOW + 1000, 10, 30)
+    store.push.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
+    store.push.enqueue_push(OTHER, ["kept"], NOW, NOW + 100)
+    assert store.accounts.delete_account(ADDR) is True
+    assert store.accounts.get_password(ADDR) is None and store.accounts.get_last_login(ADDR) is None
+    assert store.push.get_tokens(ADDR, NOW, MAX_AGE) == []
+    assert [p.addr for p in store.push.iter_pending_notifications()] == [OTHER]
+    items, _ = store.push.claim_push(NOW + 1000, 10, 30)
     assert [(i.addr, i.token) for i in items] == [(OTHER, "kept")]
-    assert sorted(store.iter_accounts()) == [OTHER]
-    assert store.delete_account(ADDR) is False
+    assert sorted(store.accounts.iter_accounts()) == [OTHER]
+    assert store.accounts.delete_account(ADDR) is False
 
 
 def test_a_claimed_item_of_a_deleted_account_is_not_rescheduled(store):
     add(store, "phone")
-    store.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
-    (item,), _ = store.claim_push(NOW, 10, 30)
-    store.delete_account(ADDR)
-    store.reschedule_push(item, NOW + 5, 1)  # the notifier's answer arrives late
-    store.complete_push(item)
-    assert store.claim_push(NOW + 1000, 10, 30) == ([], None)
-    assert list(store.iter_pending_notifications()) == []
+    store.push.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
+    (item,), _ = store.push.claim_push(NOW, 10, 30)
+    store.accounts.delete_account(ADDR)
+    store.push.reschedule_push(item, NOW + 5, 1)  # the notifier's answer arrives late
+    store.push.complete_push(item)
+    assert store.push.claim_push(NOW + 1000, 10, 30) == ([], None)
+    assert list(store.push.iter_pending_notifications()) == []
 
 
 def test_a_recreated_account_starts_without_tokens(store):
     add(store, "phone")
-    store.delete_account(ADDR)
+    store.accounts.delete_account(ADDR)
     assert add(store, "phone") is False
-    store.create_account(ADDR, HASH, NOW)
-    assert store.get_tokens(ADDR, NOW, MAX_AGE) == []
+    store.accounts.create_account(ADDR, HASH, NOW)
+    assert store.push.get_tokens(ADDR, NOW, MAX_AGE) == []
 
 
 def test_delete_accounts_counts_the_ones_that_existed(store):
-    store.create_account(OTHER, HASH, NOW)
-    store.enqueue_push(OTHER, ["x"], NOW, NOW + 100)
-    assert store.delete_accounts([ADDR, OTHER, "ghostghos@" + DOMAIN]) == 2
-    assert list(store.iter_accounts()) == []
-    assert list(store.iter_pending_notifications()) == []
+    store.accounts.create_account(OTHER, HASH, NOW)
+    store.push.enqueue_push(OTHER, ["x"], NOW, NOW + 100)
+    assert store.accounts.delete_accounts([ADDR, OTHER, "ghostghos@" + DOMAIN]) == 2
+    assert list(store.accounts.iter_accounts()) == []
+    assert list(store.push.iter_pending_notifications()) == []
 
 
 def test_delete_account_refuses_unsafe_addresses(store):
     for addr in ("../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org"):
         with pytest.raises(ValueError):
-            store.delete_account(addr)
+            store.accounts.delete_account(addr)
         with pytest.raises(ValueError):
-            store.delete_accounts([ADDR, addr])
-    assert store.get_password(ADDR) == HASH  # a bad batch deletes nothing
+            store.accounts.delete_accounts([ADDR, addr])
+    assert store.accounts.get_password(ADDR) == HASH  # a bad batch deletes nothing
 
 
 # -- export and import, for migration between backends -----------------------
 def test_token_times_include_expired_tokens(store):
     add(store, "old", NOW)
     add(store, "new", NOW + 5)
-    assert store.token_times(ADDR) == {"old": NOW, "new": NOW + 5}
-    assert store.token_times(OTHER) == {}
+    assert store.transfer.token_times(ADDR) == {"old": NOW, "new": NOW + 5}
+    assert store.transfer.token_times(OTHER) == {}
 
 
 def test_exported_queue_imports_once_with_deadline_and_attempts(backend, store):
-    store.create_account(OTHER, HASH, NOW)
-    store.enqueue_push(ADDR, ["a", "b"], NOW, NOW + 100)
-    (item,), _ = store.claim_push(NOW, 1, 30)
-    store.reschedule_push(item, NOW + 50, 3)
-    exported = list(store.export_push())
+    store.accounts.create_account(OTHER, HASH, NOW)
+    store.push.enqueue_push(ADDR, ["a", "b"], NOW, NOW + 100)
+    (item,), _ = store.push.claim_push(NOW, 1, 30)
+    store.push.reschedule_push(item, NOW + 50, 3)
+    exported = list(store.transfer.export_push())
     other_token = ({"a", "b"} - {item.token}).pop()
     assert sorted((i.addr, i.token, i.deadline, i.attempts, i.queued_at) for i in exported) == \
         sorted([(ADDR, item.token, NOW + 100, 3, NOW), (ADDR, other_token, NOW + 100, 0, NOW)])
-    store.delete_account(ADDR)
+    store.accounts.delete_account(ADDR)
     moved = [PushItem(i.id, OTHER, i.token, i.deadline, i.attempts, i.queued_at)
              for i in exported]
-    assert store.import_push(moved, NOW + 1) == 2
-    assert store.import_push(moved, NOW + 1) == 0  # same ids: queued once
-    items, _ = store.claim_push(NOW + 1, 10, 30)
+    assert store.transfer.import_push(moved, NOW + 1) == 2
+    assert store.transfer.import_push(moved, NOW + 1) == 0  # same ids: queued once
+    items, _ = store.push.claim_push(NOW + 1, 10, 30)
     assert sorted((i.addr, i.token, i.deadline, i.attempts) for i in items) == sorted(
         (OTHER, i.token, NOW + 100, i.attempts) for i in exported)
 
 
 def test_import_skips_items_of_unknown_accounts(store):
     ghost = PushItem("0123456789abcdef0123456789abcdef", "ghostghos@" + DOMAIN, "t", NOW + 9)
-    assert store.import_push([ghost], NOW) == 0
-    assert list(store.iter_pending_notifications()) == []
+    assert store.transfer.import_push([ghost], NOW) == 0
+    assert list(store.push.iter_pending_notifications()) == []
