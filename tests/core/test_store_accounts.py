@@ -1,4 +1,4 @@
-"""The store contract for accounts, run over every backend: files and a real
+"""The Accounts role's contract, run over every backend: files and a real
 redis-server (the `backend` and `store` fixtures are in conftest.py)."""
 
 import os
@@ -14,10 +14,17 @@ from chatmail_services.core.store import AccountDamaged, open_store
 NOW = time.time()
 HASH = "{SHA512-CRYPT}$6$salt$hash"
 DOMAIN = "chat.example.org"
+ADDR = "abcdefghi@" + DOMAIN
+OTHER = "otherone1@" + DOMAIN
+MAX_AGE = 90 * 86400
 
 
 def addr_of(localpart):
     return f"{localpart}@{DOMAIN}"
+
+
+def add(store, token, addr=ADDR):
+    return store.push.add_token(addr, token, NOW, MAX_AGE, 16)
 
 
 def test_created_account_has_hash_flag_and_login_day(store):
@@ -117,26 +124,6 @@ def test_iter_accounts_of_empty_store(store):
     assert list(store.accounts.iter_accounts()) == []
 
 
-def test_import_account_keeps_day_and_flag(store):
-    plain, strict = addr_of("imported1"), addr_of("imported2")
-    old_day = day_of(NOW) - 30 * 86400
-    assert store.transfer.import_account(plain, HASH, old_day, False) is True
-    assert store.transfer.import_account(strict, HASH, old_day, True) is True
-    assert store.accounts.get_password(plain) == HASH
-    assert store.accounts.get_last_login(plain) == old_day
-    assert store.accounts.enforces_e2ee_incoming(plain) is False
-    assert store.accounts.enforces_e2ee_incoming(strict) is True
-
-
-def test_import_account_leaves_an_existing_account_untouched(store):
-    addr = addr_of("existing1")
-    store.accounts.create_account(addr, HASH, NOW)
-    assert store.transfer.import_account(addr, "{X}other", day_of(NOW) - 86400, False) is False
-    assert store.accounts.get_password(addr) == HASH
-    assert store.accounts.get_last_login(addr) == day_of(NOW)
-    assert store.accounts.enforces_e2ee_incoming(addr) is True
-
-
 def test_store_works_from_threads_after_close_and_reopen(backend):
     addr = addr_of("reopened1")
     first = backend.new()
@@ -154,3 +141,40 @@ def test_files_layout_is_unchanged_by_the_interface(make_config):
     home = config.mailboxes_path / addr
     assert sorted(os.listdir(home)) == ["password"]
     assert int((home / "password").stat().st_mtime) == day_of(NOW)
+
+
+# -- deletion: the account with its tokens and queued notifications --------
+def test_delete_account_takes_its_record_tokens_and_queued_items(store):
+    store.accounts.create_account(ADDR, HASH, NOW)
+    store.accounts.create_account(OTHER, HASH, NOW)
+    add(store, "phone")
+    add(store, "kept", addr=OTHER)
+    store.push.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
+    store.push.enqueue_push(OTHER, ["kept"], NOW, NOW + 100)
+    assert store.accounts.delete_account(ADDR) is True
+    assert store.accounts.get_password(ADDR) is None and store.accounts.get_last_login(ADDR) is None
+    assert store.push.get_tokens(ADDR, NOW, MAX_AGE) == []
+    assert [p.addr for p in store.push.iter_pending_notifications()] == [OTHER]
+    items, _ = store.push.claim_push(NOW + 1000, 10, 30)
+    assert [(i.addr, i.token) for i in items] == [(OTHER, "kept")]
+    assert sorted(store.accounts.iter_accounts()) == [OTHER]
+    assert store.accounts.delete_account(ADDR) is False
+
+
+def test_delete_accounts_counts_the_ones_that_existed(store):
+    store.accounts.create_account(ADDR, HASH, NOW)
+    store.accounts.create_account(OTHER, HASH, NOW)
+    store.push.enqueue_push(OTHER, ["x"], NOW, NOW + 100)
+    assert store.accounts.delete_accounts([ADDR, OTHER, "ghostghos@" + DOMAIN]) == 2
+    assert list(store.accounts.iter_accounts()) == []
+    assert list(store.push.iter_pending_notifications()) == []
+
+
+def test_delete_account_refuses_unsafe_addresses(store):
+    store.accounts.create_account(ADDR, HASH, NOW)
+    for addr in ("../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org"):
+        with pytest.raises(ValueError):
+            store.accounts.delete_account(addr)
+        with pytest.raises(ValueError):
+            store.accounts.delete_accounts([ADDR, addr])
+    assert store.accounts.get_password(ADDR) == HASH  # a bad batch deletes nothing

@@ -1,5 +1,5 @@
-"""The store contract for push tokens, the push queue and account deletion,
-run over every backend (the `backend` and `store` fixtures are in conftest.py:
+"""The PushQueue role's contract (push tokens and the push queue), run over
+every backend (the `backend` and `store` fixtures are in conftest.py:
 files, and a real redis-server). Times are a fixed clock: stores take `now`.
 """
 
@@ -233,22 +233,6 @@ def test_iter_pending_notifications_of_an_empty_queue(store):
     assert list(store.push.iter_pending_notifications()) == []
 
 
-def test_delete_account_takes_its_record_tokens_and_queued_items(store):
-    store.accounts.create_account(OTHER, HASH, NOW)
-    add(store, "phone")
-    add(store, "kept", addr=OTHER)
-    store.push.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
-    store.push.enqueue_push(OTHER, ["kept"], NOW, NOW + 100)
-    assert store.accounts.delete_account(ADDR) is True
-    assert store.accounts.get_password(ADDR) is None and store.accounts.get_last_login(ADDR) is None
-    assert store.push.get_tokens(ADDR, NOW, MAX_AGE) == []
-    assert [p.addr for p in store.push.iter_pending_notifications()] == [OTHER]
-    items, _ = store.push.claim_push(NOW + 1000, 10, 30)
-    assert [(i.addr, i.token) for i in items] == [(OTHER, "kept")]
-    assert sorted(store.accounts.iter_accounts()) == [OTHER]
-    assert store.accounts.delete_account(ADDR) is False
-
-
 def test_a_claimed_item_of_a_deleted_account_is_not_rescheduled(store):
     add(store, "phone")
     store.push.enqueue_push(ADDR, ["phone"], NOW, NOW + 100)
@@ -266,53 +250,3 @@ def test_a_recreated_account_starts_without_tokens(store):
     assert add(store, "phone") is False
     store.accounts.create_account(ADDR, HASH, NOW)
     assert store.push.get_tokens(ADDR, NOW, MAX_AGE) == []
-
-
-def test_delete_accounts_counts_the_ones_that_existed(store):
-    store.accounts.create_account(OTHER, HASH, NOW)
-    store.push.enqueue_push(OTHER, ["x"], NOW, NOW + 100)
-    assert store.accounts.delete_accounts([ADDR, OTHER, "ghostghos@" + DOMAIN]) == 2
-    assert list(store.accounts.iter_accounts()) == []
-    assert list(store.push.iter_pending_notifications()) == []
-
-
-def test_delete_account_refuses_unsafe_addresses(store):
-    for addr in ("../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org"):
-        with pytest.raises(ValueError):
-            store.accounts.delete_account(addr)
-        with pytest.raises(ValueError):
-            store.accounts.delete_accounts([ADDR, addr])
-    assert store.accounts.get_password(ADDR) == HASH  # a bad batch deletes nothing
-
-
-# -- export and import, for migration between backends -----------------------
-def test_token_times_include_expired_tokens(store):
-    add(store, "old", NOW)
-    add(store, "new", NOW + 5)
-    assert store.transfer.token_times(ADDR) == {"old": NOW, "new": NOW + 5}
-    assert store.transfer.token_times(OTHER) == {}
-
-
-def test_exported_queue_imports_once_with_deadline_and_attempts(backend, store):
-    store.accounts.create_account(OTHER, HASH, NOW)
-    store.push.enqueue_push(ADDR, ["a", "b"], NOW, NOW + 100)
-    (item,), _ = store.push.claim_push(NOW, 1, 30)
-    store.push.reschedule_push(item, NOW + 50, 3)
-    exported = list(store.transfer.export_push())
-    other_token = ({"a", "b"} - {item.token}).pop()
-    assert sorted((i.addr, i.token, i.deadline, i.attempts, i.queued_at) for i in exported) == \
-        sorted([(ADDR, item.token, NOW + 100, 3, NOW), (ADDR, other_token, NOW + 100, 0, NOW)])
-    store.accounts.delete_account(ADDR)
-    moved = [PushItem(i.id, OTHER, i.token, i.deadline, i.attempts, i.queued_at)
-             for i in exported]
-    assert store.transfer.import_push(moved, NOW + 1) == 2
-    assert store.transfer.import_push(moved, NOW + 1) == 0  # same ids: queued once
-    items, _ = store.push.claim_push(NOW + 1, 10, 30)
-    assert sorted((i.addr, i.token, i.deadline, i.attempts) for i in items) == sorted(
-        (OTHER, i.token, NOW + 100, i.attempts) for i in exported)
-
-
-def test_import_skips_items_of_unknown_accounts(store):
-    ghost = PushItem("0123456789abcdef0123456789abcdef", "ghostghos@" + DOMAIN, "t", NOW + 9)
-    assert store.transfer.import_push([ghost], NOW) == 0
-    assert list(store.push.iter_pending_notifications()) == []
