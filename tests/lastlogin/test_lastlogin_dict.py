@@ -80,3 +80,11 @@ def test_bad_value_fails_the_commit_and_connection_stays(lastlogin, new_addr, va
 def test_foreign_or_unsafe_keys_are_ignored(lastlogin, key):
     assert lastlogin.send(f"B1\tu\nS1\t{key}\t{T0}\nC1\n") == "O1\n"
     assert not os.path.exists(lastlogin.config.mailboxes_dir)
+
+
+def test_a_store_failure_is_f_with_a_fixed_text_never_the_stores(lastlogin, new_addr, tmp_path):
+    addr = new_addr()
+    (tmp_path / "mail").write_text("not a directory")  # every store call fails
+    assert lastlogin.login(addr, T0) == "F1\ttemporary failure, try again later\n"
+    assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == \
+        "Ftemporary failure, try again later\n"

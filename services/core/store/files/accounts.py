@@ -70,6 +70,8 @@ class FilesAccounts(Accounts):
             return int(self.layout.password_file(addr).stat().st_mtime)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise StoreError(f"cannot read last login: {e.strerror}") from None
 
     def set_last_login(self, addr: str, day: int) -> bool:
         path = self.layout.password_file(addr)
