@@ -15,6 +15,5 @@ __all__ = ["FilesAccounts", "FilesPushQueue", "FilesTransfer", "Layout", "open_f
 def open_files(mailboxes_dir, mail_domain: str) -> Store:
     layout = Layout(mailboxes_dir, mail_domain)
     queue = QueueDir(layout)
-    accounts = FilesAccounts(layout, queue)
-    return Store("files", accounts, FilesPushQueue(layout, queue), MemorySendRate(),
-                 FilesTransfer(layout, accounts, queue))
+    accounts, push = FilesAccounts(layout, queue), FilesPushQueue(layout, queue)
+    return Store("files", accounts, push, MemorySendRate(), FilesTransfer(accounts, push))

@@ -49,10 +49,8 @@ class FilesPushQueue(PushQueue):
 
 
 class FilesTransfer(Transfer):
-    def __init__(self, layout: Layout, accounts, queue: QueueDir):
-        self.layout = layout
-        self.accounts = accounts
-        self.queue = queue
+    def __init__(self, accounts, push: FilesPushQueue):
+        self.accounts, self.layout, self.queue = accounts, push.layout, push.queue
 
     def import_account(self, addr, password_hash, last_login_day, enforce_e2ee):
         if self.accounts.get_password(addr) is not None:

@@ -21,4 +21,4 @@ def open_redis(config) -> Store:
                              config.mailboxes_dir)
     push = RedisPushQueue(conn)
     return Store("redis", accounts, push, RedisSendRate(conn),
-                 RedisTransfer(conn, accounts, push), conn.close)
+                 RedisTransfer(accounts, push), conn.close)

@@ -127,10 +127,8 @@ class RedisPushQueue(PushQueue):
 
 
 class RedisTransfer(Transfer):
-    def __init__(self, conn: RedisConn, accounts, push: RedisPushQueue):
-        self.conn = conn
-        self.accounts = accounts
-        self.push = push
+    def __init__(self, accounts, push: RedisPushQueue):
+        self.accounts, self.push, self.conn = accounts, push, push.conn
 
     def import_account(self, addr, password_hash, last_login_day, enforce_e2ee):
         return self.accounts.create(addr, password_hash, last_login_day, enforce_e2ee)[0]
