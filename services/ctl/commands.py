@@ -1,4 +1,5 @@
-"""What each chatmailctl command does; main.py parses, these act and write lines.
+"""What each chatmailctl command does; main.py parses, these act and write lines
+(the decisions are in policy.py).
 
 Every function takes what it needs (config, the store roles it uses, output
 stream, `now`) and returns the exit status; errors a user can fix raise
@@ -12,10 +13,11 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from ..core.addresses import address_refusal
-from ..core.days import DAY, day_of
+from ..core.days import DAY
 from ..core.maildir import Mailbox, scan_mailbox
 from ..core.store import open_store
 from ..core.store.migrate import migrate
+from .policy import expiry_day, inactive, registration_state
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
@@ -58,16 +60,11 @@ def config_check(config, out) -> int:
               f"mail_domain: {config.mail_domain}\n"
               f"mailboxes_dir: {mailboxes}{note}\n"
               f"storage: {config.storage}\n"
-              f"registration: {_registration_state(config)}\n")
+              f"registration: {registration_state(config)}\n")
     return EXIT_OK
 
 
 # -- registration -----------------------------------------------------------
-
-def _registration_state(config) -> str:
-    path = config.doveauth.nocreate_file
-    return f"blocked ({path} exists)" if os.path.exists(path) else "open"
-
 
 def registration(config, action: str, out) -> int:
     path = config.doveauth.nocreate_file
@@ -80,17 +77,16 @@ def registration(config, action: str, out) -> int:
             os.unlink(path)
         except FileNotFoundError:
             pass
-    out.write(f"registration: {_registration_state(config)}\n")
+    out.write(f"registration: {registration_state(config)}\n")
     return EXIT_OK
 
 
 # -- accounts ---------------------------------------------------------------
 
 def accounts_list(accounts, out, now, long: bool, inactive_days) -> int:
-    cutoff = None if inactive_days is None else now - inactive_days * DAY
     for addr in accounts.iter_accounts():
-        last = accounts.get_last_login(addr) if long or cutoff is not None else None
-        if cutoff is not None and (last is None or last >= cutoff):
+        last = accounts.get_last_login(addr) if long or inactive_days is not None else None
+        if inactive_days is not None and not inactive(last, now, inactive_days):
             continue
         out.write(f"{addr}\t{utc_day(last) if last is not None else '-'}\n" if long
                   else f"{addr}\n")
@@ -110,7 +106,7 @@ def accounts_show(config, store, addr, out, now) -> int:
     except FileNotFoundError:  # a store that keeps accounts elsewhere, no mail yet
         box = Mailbox(addr)
     pending = sum(1 for item in store.push.iter_pending_notifications() if item.addr == addr)
-    expires = day_of(last) + config.expire.delete_inactive_users_after * DAY
+    expires = expiry_day(last, config)
     out.write(f"address: {addr}\n"
               f"last_login: {utc_day(last)} ({age(now - last)} ago)\n"
               f"expires: after {utc_day(expires)} unless it logs in again\n"
