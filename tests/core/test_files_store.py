@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -238,3 +240,15 @@ def test_deleting_an_account_removes_its_queued_pushes_in_our_format(store):
     claimed, _ = store.push.claim_push(NOW, 10, 30)
     assert sorted((i.addr, i.token) for i in claimed) == [(kept, "tok-1"), (kept, "tok-2")]
     assert all(i.queued_at == NOW for i in claimed)
+
+
+def test_the_files_backend_never_imports_redis(make_config, tmp_path):
+    script = ("import sys; from chatmail_services.core.config import load_config; "
+              "from chatmail_services.core.store import open_store; "
+              f"open_store(load_config({str(tmp_path / 'c.yaml')!r})).accounts.iter_accounts(); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis'))")
+    (tmp_path / "c.yaml").write_text("mail_domain: chat.example.org\n"
+                                     f"mailboxes_dir: {tmp_path / 'mail'}\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "[]\n"

@@ -123,6 +123,12 @@ def test_an_account_without_a_home_has_no_mail_and_no_problem(tree):
     assert tally.accounts == 1 and not tally.problems
 
 
+def test_a_mailbox_vanishing_before_a_quota_trim_is_reported(tree):
+    expiry = Expiry(tree.config, tree.store.accounts, NOW, True)
+    expiry.expire_mailbox(str(tree.root / "vanished1@chat.example.org"))
+    assert expiry.tally.problems["vanished"] == 1
+
+
 def make_undeletable(path):
     """Make unlink(path) fail with EPERM; returns the undo."""
     if os.geteuid() == 0:  # root ignores modes; the immutable flag stops root too
