@@ -79,7 +79,7 @@ def registry_of(t: Tally) -> CollectorRegistry:
     _gauge(r, "chatmail_accounts_active", "Accounts whose last login is within N days",
            ["within_days"], {str(d): t.active[d] for d in ACTIVE_WITHIN_DAYS})
     _gauge(r, "chatmail_mailboxes_not_accounts",
-           "Mailbox directories without an account (no password)", value=t.not_accounts)
+           "Mailbox directories that are no account (left untouched)", value=t.not_accounts)
     _gauge(r, "chatmail_messages", "Messages kept, by size class (upper bound)", ["size"],
            {**zero_sizes, **t.messages})
     _gauge(r, "chatmail_message_bytes", "Bytes of messages kept, by size class", ["size"],
