@@ -63,7 +63,8 @@ class Host:
                          "nocreate_file": str(self.dir / "nocreate"), "max_load_1m": 1000,
                          "min_available_memory": 0, "min_free_disk_space": 0},
             "lastlogin": {"listen": f"unix:{self.dir}/lastlogin.socket"},
-            "metadata": {"listen": f"unix:{self.dir}/metadata.socket"}}))
+            "metadata": {"listen": f"unix:{self.dir}/metadata.socket",
+                         **sections.get("metadata", {})}}))
 
     def start(self, *names):
         for name in names:
