@@ -38,15 +38,20 @@ class ZoneFileResolver:
         return defer.succeed(([answer], [], []))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def serve(resolver_class, description):
+    """Parse --port and --zone, answer with `resolver_class(zone)` on loopback UDP and TCP."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--zone", required=True)
     args = parser.parse_args()
-    factory = server.DNSServerFactory(clients=[ZoneFileResolver(args.zone)])
+    factory = server.DNSServerFactory(clients=[resolver_class(args.zone)])
     reactor.listenUDP(args.port, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
     reactor.listenTCP(args.port, factory, interface="127.0.0.1")
     reactor.run()
+
+
+def main():
+    serve(ZoneFileResolver, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

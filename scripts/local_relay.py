@@ -55,7 +55,7 @@ def port_open(port: int) -> bool:
 
 class LocalRelay:
     def __init__(self, base: Path, mail_domain: str = "chat.example.org",
-                 imap_port: int = 0, overrides=None, postfix=None):
+                 imap_port: int = 0, overrides=None, postfix=None, web=False):
         self.base = Path(base)
         self.mail_domain = mail_domain
         self.imap_port = imap_port or free_port()
@@ -74,6 +74,12 @@ class LocalRelay:
             from local_postfix import PostfixPart
 
             self.mail = PostfixPart(self, postfix, free_port)
+        # chatmail-web over HTTPS on loopback (local_web.py)
+        self.web = None
+        if web:
+            from local_web import WebPart
+
+            self.web = WebPart(self, free_port)
 
     # -- rendering ---------------------------------------------------------
     def render_conf(self, name: str) -> str:
@@ -89,12 +95,17 @@ class LocalRelay:
             "mail_domain": self.mail_domain,
             "mailboxes_dir": str(self.mailboxes),
             "doveauth": {"listen": f"unix:{self.run_dir}/doveauth.socket:mode=660",
-                         "nocreate_file": str(self.nocreate)},
+                         "nocreate_file": str(self.nocreate),
+                         # A loopback relay shares its machine with builds and
+                         # test runs: the load guard would refuse accounts.
+                         "max_load_1m": 1000},
             "lastlogin": {"listen": f"unix:{self.run_dir}/lastlogin.socket:mode=660"},
             "metadata": {"listen": f"unix:{self.run_dir}/metadata.socket:mode=660"},
         }
         if self.mail:
             data["filtermail"] = self.mail.filtermail_config()
+        if self.web:
+            data["web"] = self.web.web_config()
         for section, values in self.overrides.items():
             if isinstance(values, dict):
                 data.setdefault(section, {}).update(values)
@@ -115,6 +126,8 @@ class LocalRelay:
         (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
         if self.mail:
             self.mail.render()
+        if self.web:
+            self.web.render()
 
     def dovecot_main_conf(self) -> str:
         d = self.dovecot_dir
@@ -224,6 +237,8 @@ service anvil {{
         self.start_daemon("doveauth")
         self.start_daemon("lastlogin")
         self.start_daemon("metadata")
+        if self.web:
+            self.web.start()
         if self.mail:
             self.mail.start_dns()
             self.mail.start_filtermail("outgoing")
@@ -255,11 +270,13 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="remove --dir first")
     parser.add_argument("--postfix", choices=["before", "after", "none"], default="before",
                         help="Postfix with filtermail before-queue (default), after-queue, or none")
+    parser.add_argument("--no-web", action="store_true", help="without the web front")
     args = parser.parse_args(argv)
     if args.fresh and args.dir.exists():
         shutil.rmtree(args.dir)
     relay = LocalRelay(args.dir, args.domain, args.imap_port,
-                       postfix=None if args.postfix == "none" else args.postfix)
+                       postfix=None if args.postfix == "none" else args.postfix,
+                       web=not args.no_web)
     try:
         relay.start_notify_sink()
         relay.start()
@@ -284,6 +301,9 @@ submissions {ports['submissions']}, port 25 as {ports['smtp']}
   Postfix ({args.postfix}-queue filters): postfix -c {relay.mail.etc} ..., \
 log {relay.mail.dir}/postfix.log
 """)
+    if relay.web:
+        sys.stdout.write(relay.web.banner())
+    sys.stdout.write(f"  Config (for chatmailctl --config): {relay.config_path}\n")
     sys.stdout.write("Press Ctrl-C to stop.\n")
     sys.stdout.flush()
     stop = []

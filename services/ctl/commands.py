@@ -8,7 +8,6 @@ Addresses are printed: this is the operator's own tool, not a log.
 """
 
 import os
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -17,7 +16,7 @@ from ..core.days import DAY
 from ..core.maildir import Mailbox, scan_mailbox
 from ..core.store import open_store
 from ..core.store.migrate import migrate
-from .policy import expiry_day, inactive, registration_state
+from .policy import expiry_day, inactive
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
@@ -60,25 +59,21 @@ def config_check(config, out) -> int:
               f"mail_domain: {config.mail_domain}\n"
               f"mailboxes_dir: {mailboxes}{note}\n"
               f"storage: {config.storage}\n"
-              f"registration: {registration_state(config)}\n")
+              f"registration: {_registration_state(config)}\n")
     return EXIT_OK
 
 
-# -- registration -----------------------------------------------------------
+# -- registration (the commands are in registration.py) ----------------------
 
-def registration(config, action: str, out) -> int:
-    path = config.doveauth.nocreate_file
-    if action == "block" and not os.path.exists(path):
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with open(path, "x") as f:
-            f.write(f"new accounts blocked by chatmailctl at {stamp}\n")
-    elif action == "unblock":
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    out.write(f"registration: {registration_state(config)}\n")
-    return EXIT_OK
+def _registration_state(config) -> str:
+    from ..core.store.registration import open_registration
+    from .registration import state
+
+    registration = open_registration(config)
+    try:
+        return state(config, registration)
+    finally:
+        registration.close()
 
 
 # -- accounts ---------------------------------------------------------------

@@ -1,38 +1,25 @@
 """`chatmailctl --config FILE COMMAND`: administer a relay from a shell or a script.
 
-    config check                        is the file usable? (exit 0 / 2)
-    accounts list [--long] [--inactive-days N]
-    accounts show ADDR
-    accounts delete ADDR...             the account with its mail, tokens, queued notifications
-    registration block|unblock|status   the "no new accounts" switch (doveauth.nocreate_file)
-    queue show                          the pending push notifications (never their tokens)
-    store migrate --to redis|files [--url URL]
-                                        copy accounts, tokens, notifications between the
-                                        files store (mailboxes_dir) and Redis (--url, or
-                                        `storage` when it is a Redis URL), then verify
-
-Output goes to stdout, one record per line, errors to stderr. Exit status:
-0 done, 1 not found (an unknown account), 2 bad usage or config,
-3 the store or a file could not be read or written,
-4 a migration is incomplete (conflicts or copies missing on the target).
+The commands, their output and exit statuses are the operator's manual,
+docs/chatmailctl.md; this module parses the command line and hands each
+command to `commands`, mapping the failures every command may meet to an
+exit status at one boundary.
 """
 
 import argparse
 import sys
 import time
 
-from ..core.config import ConfigError, load_config
+from ..core.entry import console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
-from . import commands
-from .commands import EXIT_FAILED, EXIT_USAGE, Failure
+from . import commands, dns, registration
+from .commands import EXIT_FAILED, Failure
 
 PROG = "chatmailctl"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, metavar="FILE",
-                        help="chatmail.yaml (or a legacy chatmail.ini)")
+    parser = tool_parser(PROG, __doc__.splitlines()[0])
     top = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     config = top.add_parser("config", help="check the configuration")
     config.add_subparsers(dest="action", required=True).add_parser("check")
@@ -47,8 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     acts.add_parser("delete", help="delete accounts and all their data").add_argument(
         "addrs", nargs="+", metavar="addr")
 
-    registration = top.add_parser("registration", help="allow or stop new accounts")
-    registration.add_argument("action", choices=["block", "unblock", "status"])
+    registration.add_parsers(top)
+    records = top.add_parser("dns", help="the zone records the relay needs")
+    records.add_argument("--check", action="store_true",
+                         help="compare with what the nameserver answers (exit 5 if not)")
+    records.add_argument("--nameserver", metavar="HOST[:PORT]",
+                         help="ask this server (default: the system's resolver)")
+    records.add_argument("--ipv4", metavar="ADDR", help="the relay's public IPv4 address")
+    records.add_argument("--ipv6", metavar="ADDR", help="the relay's public IPv6 address")
+    records.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                         help="per lookup (default 5)")
     queue = top.add_parser("queue", help="pending push notifications")
     queue.add_subparsers(dest="action", required=True).add_parser("show")
 
@@ -62,20 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    sys.exit(run(argv))
-
-
 def run(argv=None, out=None, err=None, now=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser().parse_args(argv)
+    now = time.time() if now is None else now
+    return run_tool(PROG, build_parser(), argv,
+                    lambda args, config: _guarded(args, config, out, err, now), err)
+
+
+main = console(run)
+
+
+def _guarded(args, config, out, err, now) -> int:
+    """One boundary for the failures every command may meet."""
     try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        err.write(f"{PROG}: {e}\n")
-        return EXIT_USAGE
-    try:
-        return _dispatch(args, config, out, err, time.time() if now is None else now)
+        return _dispatch(args, config, out, err, now)
     except Failure as e:
         err.write(f"{PROG}: {e}\n")
         return e.status
@@ -87,8 +82,13 @@ def run(argv=None, out=None, err=None, now=None) -> int:
 def _dispatch(args, config, out, err, now) -> int:
     if args.group == "config":
         return commands.config_check(config, out)
-    if args.group == "registration":
-        return commands.registration(config, args.action, out)
+    if args.group == "dns":
+        if args.check:
+            return dns.check(config, out, args.nameserver, args.ipv4, args.ipv6,
+                             timeout=args.timeout)
+        return dns.show(config, out, args.ipv4, args.ipv6)
+    if args.group in ("registration", "invite"):
+        return registration.dispatch(args, config, out, now)
     if args.group == "store":
         return commands.store_migrate(config, args.to, args.url, out, now)
     store = open_store(config)

@@ -1,8 +1,7 @@
 """What chatmailctl decides, apart from how it prints: which accounts count as
-inactive, when an account expires, whether registration is open. Pure, or
-reading only the config's own files; commands.py writes the answers."""
+inactive, and when an account expires. Pure; commands.py writes the answers
+(the registration mode: registration.py)."""
 
-import os
 from typing import Optional
 
 from ..core.days import DAY, day_of
@@ -16,8 +15,3 @@ def inactive(last_login: Optional[int], now: float, days: int) -> bool:
 def expiry_day(last_login: int, config) -> int:
     """The day after which chatmail-expire deletes the account, unless it logs in."""
     return day_of(last_login) + config.expire.delete_inactive_users_after * DAY
-
-
-def registration_state(config) -> str:
-    path = config.doveauth.nocreate_file
-    return f"blocked ({path} exists)" if os.path.exists(path) else "open"
