@@ -66,7 +66,7 @@ for backend in files redis; do
 import sys, time
 from chatmail_services.core.config import load_config
 from chatmail_services.core.store import open_store
-store, n = open_store(load_config(sys.argv[1])), 20000
+store, n = open_store(load_config(sys.argv[1])).send_rate, 20000
 wall, cpu = time.perf_counter(), time.process_time()
 for i in range(n):
     store.check_send_rate(f"u{i % 1000:06d}@chat.example.org", time.time(), 600000, 100000)

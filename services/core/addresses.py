@@ -2,9 +2,17 @@
 
 A relay's accounts are `<localpart>@<mail_domain>`. Before an address is used
 as a directory name it must be free of anything a filesystem interprets.
+
+Edges (dict front-ends, command lines) ask `address_refusal` once and turn
+its `Refused` into their own answer; stores call `check_address` again
+before an address becomes a path or a key, and let its `BadAddress` (a
+ValueError) propagate: reaching a store with a bad address is a bug.
 """
 
 import re
+from typing import Optional
+
+from .failures import Refused
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
 
@@ -29,3 +37,15 @@ def check_address(addr: str, mail_domain: str) -> str:
     if "@" in localpart:
         raise BadAddress("more than one @")
     return addr
+
+
+def address_refusal(addr: str, mail_domain: str) -> Optional[Refused]:
+    """None for a safe address of `mail_domain`, else why not: reason
+    `foreign_domain` or `bad_address`, the text without the address."""
+    try:
+        check_address(addr, mail_domain)
+    except ForeignDomain as e:
+        return Refused("foreign_domain", str(e))
+    except BadAddress as e:
+        return Refused("bad_address", str(e))
+    return None

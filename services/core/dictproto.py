@@ -10,7 +10,10 @@ This module guarantees the wire behaviour docs/dict-protocol.md describes:
   changes reach the handler only at commit; rollback or a lost connection
   discards them;
 - a malformed line, an overlong line or a failing handler gets `F` (or a log
-  line for commands that take no reply) and the connection stays usable.
+  line for commands that take no reply) and the connection stays usable;
+- a `Temporary` failure (core/failures.py, e.g. the store is down) is mapped
+  here, once for every daemon: `F` with a fixed text, never the error's own
+  text, and no log line when the cause was already logged (`logged`).
 """
 
 from collections import deque
@@ -24,6 +27,10 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from . import dictcodec as codec
+from .failures import Temporary
+
+
+TEMPORARY_TEXT = "temporary failure, try again later"
 
 
 class DictFailure(Exception):
@@ -227,6 +234,11 @@ class DictServerProtocol(Protocol):
     def _failed(self, failure, fail):
         if failure.check(DictFailure):
             return fail(str(failure.value))
+        if failure.check(Temporary):
+            if not failure.value.logged:
+                self.log.error("dict {name}: temporary failure: {why}", name=self.dict_name,
+                               why=failure.getErrorMessage())
+            return fail(TEMPORARY_TEXT)
         self.log.failure("dict {name}: handler failed", failure, name=self.dict_name)
         return fail("internal error")
 

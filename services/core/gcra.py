@@ -11,10 +11,11 @@ of the next message (ITU-T I.371 / the "virtual scheduling" form):
   after ``max(TAT, now) - now - tau`` seconds.
 
 `Gcra` is that arithmetic alone; the Redis store runs the same steps in a Lua
-script (store/redis_scripts.py). `RateLimiter` is the in-memory table of one
-process, used by the files store: a sender whose TAT lies in the past is
-indistinguishable from one never seen, so such entries are dropped by a sweep
-that runs at most once per ``burst * T`` seconds; the table is also capped
+script (store/redis/scripts.py). `RateLimiter` is the in-memory table of one
+process, the files backend's send rate (store/memrate.py): a sender whose TAT
+lies in the past is indistinguishable from one never seen, so such entries
+are dropped by a sweep that runs at most once per ``burst * T`` seconds; the
+table is also capped
 (least recently allowed sender first out). Time is passed in, so both are
 deterministic and testable.
 """

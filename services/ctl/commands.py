@@ -1,7 +1,9 @@
-"""What each chatmailctl command does; main.py parses, these act and write lines.
+"""What each chatmailctl command does; main.py parses, these act and write lines
+(the decisions are in policy.py).
 
-Every function takes what it needs (config, store, output stream, `now`)
-and returns the exit status; errors a user can fix raise `Failure`.
+Every function takes what it needs (config, the store roles it uses, output
+stream, `now`) and returns the exit status; errors a user can fix raise
+`Failure`.
 Addresses are printed: this is the operator's own tool, not a log.
 """
 
@@ -9,11 +11,12 @@ import os
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from ..core.addresses import BadAddress, check_address
-from ..core.store import day_of, open_store
+from ..core.addresses import address_refusal
+from ..core.days import DAY
+from ..core.maildir import Mailbox, scan_mailbox
+from ..core.store import open_store
 from ..core.store.migrate import migrate
-from ..expire.mailbox import Mailbox, scan_mailbox
-from ..expire.policy import DAY
+from .policy import expiry_day, inactive
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
@@ -39,10 +42,10 @@ def age(seconds: float) -> str:
 
 
 def _checked(config, addr: str) -> str:
-    try:
-        return check_address(addr, config.mail_domain)
-    except BadAddress as e:
-        raise Failure(f"{addr!r}: {e}", EXIT_USAGE) from None
+    refused = address_refusal(addr, config.mail_domain)
+    if refused is not None:
+        raise Failure(f"{addr!r}: {refused}", EXIT_USAGE)
+    return addr
 
 
 # -- config -----------------------------------------------------------------
@@ -75,11 +78,10 @@ def _registration_state(config) -> str:
 
 # -- accounts ---------------------------------------------------------------
 
-def accounts_list(store, out, now, long: bool, inactive_days) -> int:
-    cutoff = None if inactive_days is None else now - inactive_days * DAY
-    for addr in store.iter_accounts():
-        last = store.get_last_login(addr) if long or cutoff is not None else None
-        if cutoff is not None and (last is None or last >= cutoff):
+def accounts_list(accounts, out, now, long: bool, inactive_days) -> int:
+    for addr in accounts.iter_accounts():
+        last = accounts.get_last_login(addr) if long or inactive_days is not None else None
+        if inactive_days is not None and not inactive(last, now, inactive_days):
             continue
         out.write(f"{addr}\t{utc_day(last) if last is not None else '-'}\n" if long
                   else f"{addr}\n")
@@ -87,8 +89,9 @@ def accounts_list(store, out, now, long: bool, inactive_days) -> int:
 
 
 def accounts_show(config, store, addr, out, now) -> int:
+    """One account's details; `store` for its Accounts and PushQueue roles."""
     addr = _checked(config, addr)
-    last = store.get_last_login(addr)
+    last = store.accounts.get_last_login(addr)
     if last is None:
         raise Failure(f"no such account: {addr}", EXIT_NOT_FOUND)
     problems = []
@@ -97,12 +100,12 @@ def accounts_show(config, store, addr, out, now) -> int:
                            lambda kind, path: problems.append(kind))
     except FileNotFoundError:  # a store that keeps accounts elsewhere, no mail yet
         box = Mailbox(addr)
-    pending = sum(1 for item in store.iter_pending_notifications() if item.addr == addr)
-    expires = day_of(last) + config.expire.delete_inactive_users_after * DAY
+    pending = sum(1 for item in store.push.iter_pending_notifications() if item.addr == addr)
+    expires = expiry_day(last, config)
     out.write(f"address: {addr}\n"
               f"last_login: {utc_day(last)} ({age(now - last)} ago)\n"
               f"expires: after {utc_day(expires)} unless it logs in again\n"
-              f"incoming_cleartext: {_cleartext(store, addr)}\n"
+              f"incoming_cleartext: {_cleartext(store.accounts, addr)}\n"
               f"messages: {len(box.messages)} ({sum(m.size for m in box.messages)} bytes)\n"
               f"pending_notifications: {pending}\n")
     if problems:
@@ -110,15 +113,15 @@ def accounts_show(config, store, addr, out, now) -> int:
     return EXIT_OK
 
 
-def _cleartext(store, addr) -> str:
-    return "refused" if store.enforces_e2ee_incoming(addr) else "accepted"
+def _cleartext(accounts, addr) -> str:
+    return "refused" if accounts.enforces_e2ee_incoming(addr) else "accepted"
 
 
-def accounts_delete(config, store, addrs, out, err) -> int:
+def accounts_delete(config, accounts, addrs, out, err) -> int:
     checked = [_checked(config, addr) for addr in addrs]
     status = EXIT_OK
     for addr in checked:
-        if store.delete_account(addr):
+        if accounts.delete_account(addr):
             out.write(f"deleted {addr}\n")
         else:
             err.write(f"chatmailctl: no such account: {addr}\n")
@@ -128,8 +131,8 @@ def accounts_delete(config, store, addrs, out, err) -> int:
 
 # -- queue ------------------------------------------------------------------
 
-def queue_show(store, out, now) -> int:
-    items = sorted(store.iter_pending_notifications(), key=lambda i: i.queued_at)
+def queue_show(push, out, now) -> int:
+    items = sorted(push.iter_pending_notifications(), key=lambda i: i.queued_at)
     oldest = f", oldest queued {age(now - items[0].queued_at)} ago" if items else ""
     out.write(f"{len(items)} pending notifications{oldest}\n")
     for item in items:

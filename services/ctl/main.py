@@ -77,9 +77,6 @@ def _guarded(args, config, out, err, now) -> int:
     except (StoreError, OSError) as e:
         err.write(f"{PROG}: {e}\n")
         return EXIT_FAILED
-    except NotImplementedError as e:
-        err.write(f"{PROG}: not supported by storage {config.storage!r}: {e}\n")
-        return EXIT_FAILED
 
 
 def _dispatch(args, config, out, err, now) -> int:
@@ -98,13 +95,13 @@ def _dispatch(args, config, out, err, now) -> int:
     try:
         match (args.group, args.action):
             case ("accounts", "list"):
-                return commands.accounts_list(store, out, now, args.long, args.inactive_days)
+                return commands.accounts_list(store.accounts, out, now, args.long, args.inactive_days)
             case ("accounts", "show"):
                 return commands.accounts_show(config, store, args.addr, out, now)
             case ("accounts", "delete"):
-                return commands.accounts_delete(config, store, args.addrs, out, err)
+                return commands.accounts_delete(config, store.accounts, args.addrs, out, err)
             case ("queue", "show"):
-                return commands.queue_show(store, out, now)
+                return commands.queue_show(store.push, out, now)
     finally:
         store.close()
     raise AssertionError(f"unhandled command {args.group} {args.action}")

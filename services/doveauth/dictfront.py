@@ -6,8 +6,9 @@ Keys (conf/dovecot/chatmail-auth.conf.ext writes them with Dovecot's %E escaping
     shared/userdb/<user>              -> JSON {home, uid, gid} | N
     iterate shared/userdb/            -> one row per account (`doveadm user '*'`)
 
-Policy calls run in the daemon's thread pool; a store failure becomes `F`
-(Dovecot tells the client to try again), a refusal becomes `N`.
+Policy calls run in the daemon's thread pool; a store failure (a `Temporary`)
+becomes `F` in core/dictproto.py (Dovecot tells the client to try again), a
+refusal becomes `N`.
 """
 
 import json
@@ -18,7 +19,6 @@ from twisted.logger import Logger
 from ..core import dictcodec
 from ..core.dictproto import DictFailure, DictHandler
 from ..core.metrics import timed
-from ..core.store import StoreError, StoreUnavailable
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Dict lookups answered by doveauth",
                   ["db", "result"])
@@ -51,12 +51,11 @@ class AuthDict(DictHandler):
                 d = self.pool.run(self.policy.find, addr)
                 d.addCallback(self._create_unless_found, addr, password)
                 d = timed(d, LATENCY.labels("passdb"))
-                return d.addCallbacks(self._passdb_reply, self._store_failed,
-                                      errbackArgs=("passdb",))
+                return d.addCallbacks(self._passdb_reply, self._failed, errbackArgs=("passdb",))
             case ["shared", "userdb", rest]:
                 (addr,) = self._split(rest, 1)
                 d = timed(self.pool.run(self.policy.userdb, addr), LATENCY.labels("userdb"))
-                return d.addCallbacks(self._userdb_reply, self._store_failed,
+                return d.addCallbacks(self._userdb_reply, self._failed,
                                       errbackArgs=("userdb",))
         LOOKUPS.labels("other", "not_found").inc()
         return None
@@ -95,17 +94,14 @@ class AuthDict(DictHandler):
         LOOKUPS.labels("userdb", "found" if fields else "not_found").inc()
         return json.dumps(fields) if fields else None
 
-    def _store_failed(self, failure, db):
+    @staticmethod
+    def _failed(failure, db):
+        """Count it; core/dictproto.py answers `F` and logs what needs a log."""
         LOOKUPS.labels(db, "failed").inc()
-        if failure.check(StoreError):
-            # An outage is logged once by the store itself, not per request.
-            level = self.log.debug if failure.check(StoreUnavailable) else self.log.error
-            level("{db} lookup failed: {why}", db=db, why=failure.getErrorMessage())
-            raise DictFailure("temporary failure, try again later")
         return failure
 
     def iterate(self, path: str, user: str, flags: int, max_rows: int):
         if path != USERDB_PREFIX:
             return ()
         d = self.pool.run(lambda: [(USERDB_PREFIX + a, "") for a in self.policy.users()])
-        return timed(d, LATENCY.labels("iterate")).addErrback(self._store_failed, "iterate")
+        return timed(d, LATENCY.labels("iterate")).addErrback(self._failed, "iterate")

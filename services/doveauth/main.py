@@ -13,7 +13,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     # apart, so that logins never wait behind a burst of password hashing
     pool, create_pool = daemon.pool(settings.threads), daemon.pool(
         settings.create_threads, "doveauth-create")
-    policy = AccountPolicy(config, open_store(config), registration=open_registration(config))
+    policy = AccountPolicy(config, open_store(config).accounts,
+                           registration=open_registration(config))
     daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
     return daemon
 

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from ..core.addresses import BadAddress, ForeignDomain, check_address
+from ..core.addresses import address_refusal
 # The admission rules live in core: the web front's /new applies the same ones.
 from ..core.admission import Admission, Refusal, ResourceProbe, hash_password  # noqa: F401
-from ..core.store import AccountDamaged, Store
+from ..core.store import AccountDamaged, Accounts
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class PassdbResult:
 
 
 class AccountPolicy:
-    def __init__(self, config, store: Store, probe: Optional[ResourceProbe] = None,
+    def __init__(self, config, accounts: Accounts, probe: Optional[ResourceProbe] = None,
                  hasher: Callable[[str], str] = hash_password,
                  clock: Callable[[], float] = time.time, registration=None):
         self.config = config
         self.policy = config.doveauth
-        self.store = store
+        self.accounts = accounts
         self.rules = Admission(config, registration, probe)
         self.hasher = hasher
         self.clock = clock
@@ -41,24 +41,17 @@ class AccountPolicy:
         return {"home": str(self.config.mailboxes_path / addr),
                 "uid": self.policy.uid, "gid": self.policy.gid}
 
-    def passdb(self, addr: str, password: str) -> PassdbResult:
-        """Look up an account, creating it on first login when admission allows."""
-        return self.find(addr) or self.create(addr, password)
-
     def find(self, addr: str) -> Optional[PassdbResult]:
         """The answer that needs no new account, or None when one may be created.
 
         Cheap (no hashing): front-ends run it apart from `create`, so lookups
         of existing accounts never wait behind a burst of creations.
         """
+        refused = address_refusal(addr, self.config.mail_domain)
+        if refused is not None:
+            return PassdbResult(refusal=Refusal(refused.reason))
         try:
-            check_address(addr, self.config.mail_domain)
-        except ForeignDomain:
-            return PassdbResult(refusal=Refusal.FOREIGN_DOMAIN)
-        except BadAddress:
-            return PassdbResult(refusal=Refusal.BAD_ADDRESS)
-        try:
-            stored = self.store.get_password(addr)
+            stored = self.accounts.get_password(addr)
         except AccountDamaged:
             return PassdbResult(refusal=Refusal.ACCOUNT_DAMAGED)
         if stored is None:
@@ -72,21 +65,22 @@ class AccountPolicy:
             return PassdbResult(refusal=refusal)
         # Hash first, then create: under concurrent first logins the store
         # keeps exactly one hash and returns it to every caller.
-        stored = self.store.create_account(addr, self.hasher(password), self.clock())
+        stored = self.accounts.create_account(addr, self.hasher(password), self.clock())
         return PassdbResult(fields=dict(self.userdb_fields(addr), password=stored),
                             created=True)
 
     def userdb(self, addr: str) -> Optional[dict]:
+        if address_refusal(addr, self.config.mail_domain) is not None:
+            return None
         try:
-            check_address(addr, self.config.mail_domain)
-            if self.store.get_password(addr) is None:
+            if self.accounts.get_password(addr) is None:
                 return None
-        except (BadAddress, AccountDamaged):
+        except AccountDamaged:
             return None
         return self.userdb_fields(addr)
 
     def users(self) -> Iterator[str]:
-        return self.store.iter_accounts()
+        return self.accounts.iter_accounts()
 
     def admission(self, addr: str, password: str) -> Optional[Refusal]:
         """Why a new account may not be created on first login now, or None;

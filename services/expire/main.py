@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from ..core.addresses import BadAddress, check_address
+from ..core.addresses import address_refusal
 from ..core.entry import EXIT_USAGE, console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
 from .run import Expiry
@@ -48,7 +48,7 @@ def _expire(args, config, out, err) -> int:
     now = time.time() if args.now is None else args.now
     store = open_store(config)
     try:
-        expiry = Expiry(config, store, now, args.remove, verbose)
+        expiry = Expiry(config, store.accounts, now, args.remove, verbose)
         if args.command == "quota":
             return _quota(expiry, config, args.addr, out, err)
         return _full(expiry, config, args, out, err)
@@ -74,10 +74,9 @@ def _full(expiry, config, args, out, err) -> int:
 
 
 def _quota(expiry, config, addr, out, err) -> int:
-    try:
-        check_address(addr, config.mail_domain)
-    except BadAddress as e:
-        err.write(f"{PROG}: quota: {e}\n")
+    refused = address_refusal(addr, config.mail_domain)
+    if refused is not None:
+        err.write(f"{PROG}: quota: {refused}\n")
         return EXIT_USAGE
     expiry.expire_mailbox(os.path.join(config.mailboxes_dir, addr))
     out.write(f"{PROG}: quota: {expiry.tally.summary()}\n")

@@ -14,18 +14,14 @@ time zone):
 """
 
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-DAY = 86400
+from ..core.days import DAY
+from ..core.maildir import Message
+
 LARGE_MESSAGE = 200_000  # bytes, as the reference relay
 QUOTA_TARGET = 0.7  # of max_mailbox_size
 RECENT = DAY
-
-
-class Message(NamedTuple):
-    path: str
-    mtime: float
-    size: int
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,27 @@
-"""One expiry pass over `<mailboxes_dir>`: accounts first, then each mailbox's mail.
+"""One expiry pass: every account the store lists, then each account's mail.
 
-Streaming: one `os.scandir` of the mailboxes directory, one mailbox in memory
-at a time, account deletions handed to the store in batches (its notification
-queue is read once per batch). In a dry run nothing is removed and the tally
-says what would have been.
+The accounts come from the store's `Accounts` role, the one list every tool
+uses (chatmailctl too), on the files store and on Redis alike; an account's
+mail is in its home `<mailboxes_dir>/<addr>`. One account and one mailbox in
+memory at a time (and the names in mailboxes_dir, to report strays), account
+deletions handed to the store in batches (its notification queue is read
+once per batch). In a dry run nothing is removed and the tally says what
+would have been.
 
-A mailbox that vanishes mid-scan, a file we may not touch, a directory that is
-no account (no password): counted as a problem, reported with its path only
-at verbose level (paths hold addresses), and the pass goes on.
+A directory in `mailboxes_dir` that is no account (no password file on the
+files store, no record on Redis) is left untouched: counted as a problem
+`not_account`, like a file we may not touch, reported with its path only at
+verbose level (paths hold addresses), and the pass goes on. A home that is
+missing (no mail delivered on this host yet, or deleted meanwhile) has no
+mail to expire.
 """
 
 import os
 import time
 from typing import Callable, Optional
 
-from ..core.store import StoreError
-from .mailbox import scan_mailbox
+from ..core.maildir import scan_mailbox
+from ..core.store import Accounts, StoreError
 from .policy import Limits, account_expired, plan_messages
 from .stats import Tally
 
@@ -23,11 +29,11 @@ DELETE_BATCH = 256
 
 
 class Expiry:
-    def __init__(self, config, store, now: float, remove: bool,
+    def __init__(self, config, accounts: Accounts, now: float, remove: bool,
                  verbose: Optional[Callable[[str], None]] = None,
                  clock: Callable[[], float] = time.monotonic):
         self.config = config
-        self.store = store
+        self.accounts = accounts
         self.limits = Limits.at(config, now)
         self.remove = remove
         self.verbose = verbose or (lambda line: None)
@@ -40,34 +46,45 @@ class Expiry:
         self.verbose(f"{kind}: {where}")
 
     def run(self) -> Tally:
-        """Expire every mailbox under mailboxes_dir."""
+        """Expire every account the store lists, and its mail."""
         started = self.clock()
-        root = self.config.mailboxes_dir
-        with os.scandir(root) as entries:
-            for entry in entries:
-                if "@" in entry.name and entry.is_dir(follow_symlinks=False):
-                    self.expire_account(entry.name, entry.path)
+        homes = self._homes()  # OSError when mailboxes_dir cannot be read
+        for addr in self.accounts.iter_accounts():
+            homes.discard(addr)
+            self.expire_account(addr)
         self._flush_deletions()
+        for name in sorted(homes):  # named like an address, but no account
+            self._not_account(self.home(name))
         self.tally.seconds = self.clock() - started
         return self.tally
 
-    def expire_account(self, addr: str, path: str) -> None:
+    def home(self, addr: str) -> str:
+        return os.path.join(self.config.mailboxes_dir, addr)
+
+    def expire_account(self, addr: str) -> None:
         try:
-            last_login = self.store.get_last_login(addr)
-        except ValueError:  # the store refuses the name as an address of ours
-            last_login = None
+            last_login = self.accounts.get_last_login(addr)
+        except ValueError:  # listed, but no address of ours (files: a foreign name)
+            return self._not_account(self.home(addr))
         except PermissionError:
-            return self.problem("permission", path)
+            return self.problem("permission", self.home(addr))
         except (OSError, StoreError):
-            return self.problem("error", path)
+            return self.problem("error", self.home(addr))
         if last_login is None:
-            self.problem("not_account", path)
-            self.tally.not_accounts += 1
-        elif account_expired(last_login, self.limits):
+            return  # deleted since it was listed
+        if account_expired(last_login, self.limits):
             return self._delete_account(addr)
-        else:
-            self.tally.add_account(last_login)
-        self.expire_mailbox(path)
+        self.tally.add_account(last_login)
+        self.expire_mailbox(self.home(addr), missing_ok=True)
+
+    def _not_account(self, path: str) -> None:
+        self.problem("not_account", path)
+        self.tally.not_accounts += 1
+
+    def _homes(self) -> set:
+        """The names of the directories in mailboxes_dir named like an address."""
+        with os.scandir(self.config.mailboxes_dir) as entries:
+            return {e.name for e in entries if "@" in e.name and e.is_dir(follow_symlinks=False)}
 
     def _delete_account(self, addr: str) -> None:
         self.verbose(f"{'delete' if self.remove else 'would delete'} account {addr}")
@@ -81,16 +98,16 @@ class Expiry:
         doomed, self._doomed = self._doomed, []
         if doomed:
             try:
-                self.store.delete_accounts(doomed)
+                self.accounts.delete_accounts(doomed)
             except StoreError as e:
                 self.problem("error", str(e))
 
-    def expire_mailbox(self, path: str) -> None:
+    def expire_mailbox(self, path: str, missing_ok: bool = False) -> None:
         """Delete one mailbox's old, large and over-quota messages."""
         try:
             box = scan_mailbox(path, self.problem)
         except FileNotFoundError:
-            return self.problem("vanished", path)
+            return None if missing_ok else self.problem("vanished", path)
         except PermissionError:
             return self.problem("permission", path)
         doomed = plan_messages(box.messages, self.limits)

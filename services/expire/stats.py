@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from .policy import DAY
+from ..core.days import DAY
 
 ACTIVE_WITHIN_DAYS = (1, 7, 30, 90)
 # Upper bounds of the message size classes (bytes); the last class is open.
@@ -79,7 +79,7 @@ def registry_of(t: Tally) -> CollectorRegistry:
     _gauge(r, "chatmail_accounts_active", "Accounts whose last login is within N days",
            ["within_days"], {str(d): t.active[d] for d in ACTIVE_WITHIN_DAYS})
     _gauge(r, "chatmail_mailboxes_not_accounts",
-           "Mailbox directories without an account (no password)", value=t.not_accounts)
+           "Mailbox directories that are no account (left untouched)", value=t.not_accounts)
     _gauge(r, "chatmail_messages", "Messages kept, by size class (upper bound)", ["size"],
            {**zero_sizes, **t.messages})
     _gauge(r, "chatmail_message_bytes", "Bytes of messages kept, by size class", ["size"],

@@ -20,7 +20,7 @@ def _outgoing_parts(config):
     from ..core.store import open_store
 
     fm = config.filtermail
-    limiter = SendRateLimit.from_config(config, open_store(config))
+    limiter = SendRateLimit.from_config(config, open_store(config).send_rate)
     signer = None
     if fm.dkim.sign is not None:
         from .dkimcheck import DkimSigner
@@ -45,7 +45,7 @@ def _incoming_parts(config, reactor, pool):
         log.warn("DKIM VERIFICATION IS OFF (filtermail.dkim.verify: false): incoming mail "
                  "is accepted without a valid DKIM signature; only do this behind "
                  "another verifier")
-    return dict(judge=incoming_judge(config, open_store(config)), verifier=verifier)
+    return dict(judge=incoming_judge(config, open_store(config).accounts), verifier=verifier)
 
 
 def make_service(config, reactor, args) -> Daemon:

@@ -3,20 +3,22 @@
 The plugin writes `shared/last-login/<user>` = unix seconds in a transaction
 on every login (conf/dovecot sets `last_login_precision = s`). We keep only
 the day (UTC midnight), write only when it changes, and never create anything
-for an address that has no account. A value that is not a plausible unix time
-fails the commit with `F`; the connection stays usable.
+for an address that has no account (policy.py). A value that is not a
+plausible unix time fails the commit with `F`; the connection stays usable.
+A store failure is a `Temporary`, answered `F` by core/dictproto.py.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
 from twisted.logger import Logger
 
-from ..core.addresses import BadAddress, check_address
+from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
+from ..core.failures import Refused
 from ..core.metrics import timed
-from ..core.store import StoreError, day_of
+from ..core.store import Accounts, StoreError
+from .policy import login_day
 
 PREFIX = "shared/last-login/"
-MAX_TIMESTAMP = 1 << 33  # year 2242; larger values are milli/micro seconds or junk
 
 UPDATES = Counter("chatmail_lastlogin_updates_total", "last-login records received",
                   ["result"])
@@ -26,44 +28,26 @@ LAST_SUCCESS = Gauge("chatmail_lastlogin_last_success_timestamp_seconds",
                      "When lastlogin last recorded a login")
 
 
-def parse_timestamp(value) -> int:
-    try:
-        ts = int(value)
-    except (TypeError, ValueError):
-        raise DictFailure("last-login value is not a unix time") from None
-    if not 0 <= ts < MAX_TIMESTAMP:
-        raise DictFailure("last-login value is out of range (expected seconds)")
-    return ts
-
-
 class LastLoginDict(DictHandler):
     log = Logger()
 
-    def __init__(self, config, store, pool):
+    def __init__(self, config, accounts: Accounts, pool):
         self.config = config
-        self.store = store
+        self.accounts = accounts
         self.pool = pool
 
     def _addr(self, key: str):
         if not key.startswith(PREFIX):
             return None
-        try:
-            return check_address(key[len(PREFIX):], self.config.mail_domain)
-        except BadAddress:
-            return None
+        addr = key[len(PREFIX):]
+        return None if address_refusal(addr, self.config.mail_domain) else addr
 
     def lookup(self, key: str, user: str):
         addr = self._addr(key)
         if addr is None:
             return None
-        d = timed(self.pool.run(self.store.get_last_login, addr), LATENCY.labels("lookup"))
-        d.addCallback(lambda day: None if day is None else str(day))
-        return d.addErrback(self._store_failed)
-
-    @staticmethod
-    def _store_failed(failure):
-        failure.trap(StoreError)
-        raise DictFailure(f"temporary failure: {failure.getErrorMessage()}")
+        d = timed(self.pool.run(self.accounts.get_last_login, addr), LATENCY.labels("lookup"))
+        return d.addCallback(lambda day: None if day is None else str(day))
 
     def commit(self, user: str, changes):
         updates = []
@@ -73,15 +57,18 @@ class LastLoginDict(DictHandler):
                 self.log.warn("ignored {op} of a key that is not a last-login record",
                               op=change.op)
                 continue
-            updates.append((addr, day_of(parse_timestamp(change.value))))
+            day = login_day(change.value)
+            if isinstance(day, Refused):
+                raise DictFailure(day.text)
+            updates.append((addr, day))
         return timed(self.pool.run(self._apply, updates), LATENCY.labels("commit"))
 
     def _apply(self, updates):
         for addr, day in updates:
             try:
-                known = self.store.set_last_login(addr, day)
-            except StoreError as e:
+                known = self.accounts.set_last_login(addr, day)
+            except StoreError:
                 UPDATES.labels("failed").inc()
-                raise DictFailure(f"temporary failure: {e}") from None
+                raise
             UPDATES.labels("recorded" if known else "no_account").inc()
         LAST_SUCCESS.set_to_current_time()

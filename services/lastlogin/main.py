@@ -7,7 +7,7 @@ from .dictfront import LastLoginDict
 
 def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "lastlogin", args)
-    handler = LastLoginDict(config, open_store(config), daemon.pool(2))
+    handler = LastLoginDict(config, open_store(config).accounts, daemon.pool(2))
     daemon.serve_dict(config.lastlogin, handler)
     return daemon
 

@@ -11,15 +11,15 @@ Keys (Dovecot prefixes a mailbox GUID we do not need: tokens are per address):
 
 The transaction's user (`B<id>\\t<user>`) is the address. A commit is answered
 `O` only when its changes are on disk (notifications included); a refused
-token or an unknown key fails the whole transaction with `F` and a reason.
+token or an unknown key fails the whole transaction with `F` and a reason;
+a store failure (a `Temporary`) is answered `F` by core/dictproto.py.
 """
 
 from prometheus_client import Counter
-from twisted.logger import Logger
 
-from ..core.addresses import BadAddress, check_address
+from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
-from .push import NoAccount, Op, check_token
+from .policy import NoAccount, Op, check_token
 from .serverkeys import SERVER_PREFIX
 
 TOKEN_OPS = Counter("chatmail_metadata_token_changes_total", "Device token changes",
@@ -28,8 +28,6 @@ MESSAGES = Counter("chatmail_metadata_messagenew_total", "New-message events fro
 
 
 class MetadataDict(DictHandler):
-    log = Logger()
-
     def __init__(self, config, policy, server_keys, notifier, pool, clock):
         self.config = config
         self.policy = policy
@@ -39,10 +37,10 @@ class MetadataDict(DictHandler):
         self.clock = clock
 
     def _addr(self, user: str) -> str:
-        try:
-            return check_address(user, self.config.mail_domain)
-        except BadAddress as e:
-            raise DictFailure(f"not an account of this relay: {e}") from None
+        refused = address_refusal(user, self.config.mail_domain)
+        if refused is not None:
+            raise DictFailure(f"not an account of this relay: {refused}")
+        return user
 
     def lookup(self, key: str, user: str):
         match key.split("/", 2):
@@ -59,8 +57,8 @@ class MetadataDict(DictHandler):
         if not ops:
             return None
         d = self.pool.run(self.policy.apply, self._addr(user), ops, self.clock.seconds())
-        return d.addCallbacks(self._applied, self._failed, callbackArgs=(ops,),
-                              errbackArgs=(ops,))
+        d.addCallback(self._applied, ops)
+        return d.addErrback(self._no_account)
 
     def _op(self, change):
         """The domain op of one change, None to ignore it, DictFailure to refuse."""
@@ -88,8 +86,7 @@ class MetadataDict(DictHandler):
         if queued:
             self.notifier.wake()
 
-    def _failed(self, failure, ops):
-        if failure.check(NoAccount):
-            raise DictFailure(str(failure.value))
-        self.log.failure("metadata transaction failed", failure)
-        raise DictFailure("temporary failure, try again later")
+    @staticmethod
+    def _no_account(failure):
+        failure.trap(NoAccount)
+        raise DictFailure(str(failure.value))

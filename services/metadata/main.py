@@ -5,7 +5,7 @@ from ..core.store import open_store
 from .dictfront import MetadataDict
 from .http import HttpPoster
 from .notifier import Notifier
-from .push import PushPolicy
+from .policy import PushPolicy
 from .serverkeys import ServerKeys
 
 
@@ -13,11 +13,11 @@ def make_service(config, reactor, args=None) -> Daemon:
     settings = config.metadata
     daemon = Daemon(reactor, "metadata", args)
     pool = daemon.pool(settings.threads)
-    store = open_store(config)
-    policy = PushPolicy(settings, store)
+    push = open_store(config).push
+    policy = PushPolicy(settings, push)
     poster = HttpPoster(reactor, settings.notify_url, settings.notify_ca_file,
                         settings.notify_timeout, settings.notify_concurrency)
-    notifier = Notifier(policy, store, pool, poster, reactor, settings)
+    notifier = Notifier(policy, push, pool, poster, reactor, settings)
     notifier.setName("notifier")
     notifier.setServiceParent(daemon)
     server_keys = ServerKeys(config, reactor, pool)

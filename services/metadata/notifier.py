@@ -6,7 +6,8 @@ POSTs each token (at most `notify_concurrency` at once) and by the answer
 completes the item (200), drops the dead token (410) or reschedules it with
 back-off until its deadline. The schedule as operators see it is
 docs/push.md. Every store or HTTP failure is logged and retried later:
-nothing stops the loop.
+nothing stops the loop; a store outage the store already logged
+(`Temporary.logged`) is not logged again.
 """
 
 import random
@@ -14,6 +15,8 @@ import random
 from prometheus_client import Counter
 from twisted.application.service import Service
 from twisted.logger import Logger
+
+from ..core.failures import Temporary
 
 LEASE_MARGIN = 10.0  # seconds a claim outlives the request timeout
 STORE_RETRY = 5.0  # seconds before trying again after a store failure
@@ -157,7 +160,11 @@ class Notifier(Service):
     def _store_failed(self, failure, what: str) -> None:
         # The item stays claimed; its lease ends and it is due again. Wake up
         # by then at the latest, and sooner to pick up other work.
-        self.log.failure("push queue {what} failed", failure, what=what)
+        if not failure.check(Temporary):
+            self.log.failure("push queue {what} failed", failure, what=what)
+        elif not failure.value.logged:
+            self.log.error("push queue {what} failed: {why}", what=what,
+                           why=failure.getErrorMessage())
         self._wake_at(self.clock.seconds() + STORE_RETRY)
 
     def _unexpected(self, failure) -> None:

@@ -60,10 +60,12 @@ def test_an_unreadable_mode_is_a_temporary_failure_not_an_open_door(config):
 
 def test_doveauth_refuses_create_on_login_in_the_invite_mode_but_logs_in_accounts(
         config, registration):
-    store = open_store(config)
-    policy = AccountPolicy(config, store, FixedProbe(), hasher=lambda pw: "{PLAIN}" + pw,
+    accounts = open_store(config).accounts
+    policy = AccountPolicy(config, accounts, FixedProbe(), hasher=lambda pw: "{PLAIN}" + pw,
                            registration=registration)
-    assert policy.passdb(ADDR, PASSWORD).created
+    assert policy.find(ADDR) is None and policy.create(ADDR, PASSWORD).created
     registration.set_mode("invite")
-    assert policy.passdb("otherone1@chat.example.org", PASSWORD).refusal is Refusal.INVITE_ONLY
-    assert policy.passdb(ADDR, PASSWORD).fields["password"] == "{PLAIN}" + PASSWORD
+    other = "otherone1@chat.example.org"
+    assert policy.find(other) is None
+    assert policy.create(other, PASSWORD).refusal is Refusal.INVITE_ONLY
+    assert policy.find(ADDR).fields["password"] == "{PLAIN}" + PASSWORD

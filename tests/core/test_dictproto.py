@@ -3,10 +3,12 @@
 import pytest
 from twisted.internet import defer
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 
 from chatmail_services.core.dictproto import (
     MAX_TRANSACTIONS, DictFailure, DictHandler, DictServerFactory,
 )
+from chatmail_services.core.store import StoreError, StoreUnavailable
 
 HELLO = b"H3\t2\t0\t\ttest\n"
 
@@ -27,6 +29,10 @@ class RecordingHandler(DictHandler):
             raise RuntimeError("handler bug")
         if key == "shared/refuse":
             raise DictFailure("store down")
+        if key == "shared/outage":  # the store logged it once already
+            raise StoreUnavailable("redis unreachable: Connection refused on 10.0.0.5")
+        if key == "shared/ioerror":
+            raise StoreError("cannot read password file: Input/output error")
         return self.data.get(key)
 
     def iterate(self, path, user, flags, max_rows):
@@ -123,6 +129,28 @@ def test_handler_exception_answers_f_and_connection_stays_usable(conn):
 
 def test_dict_failure_text_reaches_the_client(conn):
     assert conn.send(b"Lshared/refuse\tu\n") == b"Fstore down\n"
+
+
+def logged_by(conn):
+    events = []
+    conn.proto.log = Logger(observer=events.append)
+    return events
+
+
+def test_an_outage_the_store_logged_is_f_with_a_fixed_text_and_no_log_line(conn):
+    events = logged_by(conn)
+    for _ in range(3):
+        assert conn.send(b"Lshared/outage\tu\n") == b"Ftemporary failure, try again later\n"
+    assert events == []
+    assert conn.send(b"Lshared/a\tu\n") == b"O1\n"
+
+
+def test_another_temporary_failure_is_logged_once_per_request_without_traceback(conn):
+    events = logged_by(conn)
+    assert conn.send(b"Lshared/ioerror\tu\n") == b"Ftemporary failure, try again later\n"
+    (event,) = events
+    assert event["why"] == "cannot read password file: Input/output error"
+    assert "log_failure" not in event
 
 
 @pytest.mark.parametrize("line,reply", [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chatmail_services.core.store import day_of
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.days import day_of
+from chatmail_services.core.store.files import open_files
 from chatmail_services.ctl.main import run
 
 NOW = 1_700_000_000
@@ -27,10 +27,10 @@ def relay(tmp_path):
     config.write_text(yaml.safe_dump({
         "mail_domain": DOMAIN, "mailboxes_dir": str(mail),
         "doveauth": {"nocreate_file": str(tmp_path / "nocreate")}}))
-    store = FilesStore(mail, DOMAIN)
+    store = open_files(mail, DOMAIN)
     for addr, days in (("activeone@" + DOMAIN, 2), ("inactive1@" + DOMAIN, 100)):
-        store.create_account(addr, "{SHA512-CRYPT}$6$s$h", NOW)
-        store.set_last_login(addr, day_of(NOW - days * DAY))
+        store.accounts.create_account(addr, "{SHA512-CRYPT}$6$s$h", NOW)
+        store.accounts.set_last_login(addr, day_of(NOW - days * DAY))
     (mail / ("activeone@" + DOMAIN) / "cur").mkdir()
     (mail / ("activeone@" + DOMAIN) / "cur" / "1.host:2,").write_bytes(b"x" * 1234)
     queue = mail / "pending_notifications"

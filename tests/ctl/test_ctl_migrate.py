@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from chatmail_services.core.store import day_of
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.days import day_of
+from chatmail_services.core.store.files import open_files
 
 BIN = Path(sys.executable).parent
 DOMAIN = "chat.example.org"
@@ -31,13 +31,13 @@ def chatmailctl(config, *argv):
 
 
 def files_relay(tmp_path):
-    store = FilesStore(tmp_path / "mail", DOMAIN)
+    store = open_files(tmp_path / "mail", DOMAIN)
     addrs = [f"acct{i:05d}@{DOMAIN}" for i in range(20)]
     for i, addr in enumerate(addrs):
-        store.import_account(addr, HASH, day_of(NOW) - i * 86400, i % 2 == 0)
-    store.add_token(addrs[0], "phone", NOW - 3600, 90 * 86400, 16)
-    store.add_token(addrs[0], "tablet", NOW - 60, 90 * 86400, 16)
-    store.enqueue_push(addrs[0], ["phone", "tablet"], NOW - 30, NOW + 3600)
+        store.transfer.import_account(addr, HASH, day_of(NOW) - i * 86400, i % 2 == 0)
+    store.push.add_token(addrs[0], "phone", NOW - 3600, 90 * 86400, 16)
+    store.push.add_token(addrs[0], "tablet", NOW - 60, 90 * 86400, 16)
+    store.push.enqueue_push(addrs[0], ["phone", "tablet"], NOW - 30, NOW + 3600)
     queue = tmp_path / "mail" / "pending_notifications"  # the reference relay's format
     (queue / ("c" * 32)).write_text(f"{addrs[1]}\n{int(NOW) - 60}\nlegacy-token")
     return store, addrs
@@ -65,15 +65,15 @@ def test_files_to_redis_and_back_copies_everything(tmp_path, fresh_redis):
     config = write_config(back, storage=fresh_redis.url, key_prefix="mig:")
     done = chatmailctl(config, "store", "migrate", "--to", "files")
     assert done.returncode == 0, done.stdout + done.stderr
-    copy = FilesStore(back / "mail", DOMAIN)
+    copy = open_files(back / "mail", DOMAIN)
     for addr in addrs:
-        assert (copy.get_password(addr), copy.get_last_login(addr),
-                copy.enforces_e2ee_incoming(addr)) == (
-            files.get_password(addr), files.get_last_login(addr),
-            files.enforces_e2ee_incoming(addr))
-    assert copy.get_tokens(addrs[0], NOW, 90 * 86400) == ["tablet", "phone"]
-    assert sorted((p.addr, p.queued_at) for p in copy.iter_pending_notifications()) == sorted(
-        (p.addr, p.queued_at) for p in files.iter_pending_notifications())
+        assert (copy.accounts.get_password(addr), copy.accounts.get_last_login(addr),
+                copy.accounts.enforces_e2ee_incoming(addr)) == (
+            files.accounts.get_password(addr), files.accounts.get_last_login(addr),
+            files.accounts.enforces_e2ee_incoming(addr))
+    assert copy.push.get_tokens(addrs[0], NOW, 90 * 86400) == ["tablet", "phone"]
+    assert sorted((p.addr, p.queued_at) for p in copy.push.iter_pending_notifications()) == sorted(
+        (p.addr, p.queued_at) for p in files.push.iter_pending_notifications())
 
 
 def test_a_conflict_exits_4_and_names_the_address(tmp_path, fresh_redis):

@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.testing import StringTransport
 
 from chatmail_services.core.dictproto import DictServerFactory
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.store.files import open_files
 from chatmail_services.doveauth.dictfront import AuthDict
 from chatmail_services.doveauth.policy import AccountPolicy
 
@@ -16,7 +16,7 @@ from .test_policy import FixedProbe
 @pytest.fixture
 def wire(make_config, inline_pool):
     config = make_config()
-    policy = AccountPolicy(config, FilesStore(config.mailboxes_dir, config.mail_domain),
+    policy = AccountPolicy(config, open_files(config.mailboxes_dir, config.mail_domain).accounts,
                            FixedProbe())
     proto = DictServerFactory(AuthDict(policy, inline_pool)).buildProtocol(None)
     transport = StringTransport()
@@ -113,10 +113,10 @@ class HeldPool:
 def test_existing_account_is_answered_while_creations_are_stuck(make_config, inline_pool,
                                                                   new_addr):
     config = make_config()
-    policy = AccountPolicy(config, FilesStore(config.mailboxes_dir, config.mail_domain),
+    policy = AccountPolicy(config, open_files(config.mailboxes_dir, config.mail_domain).accounts,
                            FixedProbe())
     existing = new_addr()
-    policy.passdb(existing, "secret-password")
+    policy.create(existing, "secret-password")
     held = HeldPool()
     factory = DictServerFactory(AuthDict(policy, inline_pool, held))
     busy, other = factory.buildProtocol(None), factory.buildProtocol(None)

@@ -1,4 +1,7 @@
-"""The account policy: admission rules, creation, existing accounts."""
+"""The account policy: admission rules, creation, existing accounts.
+
+Driven the way the dict front-end drives it: `find` (no hashing) first, and
+`create` only when `find` found no answer."""
 
 import json
 import os
@@ -6,7 +9,7 @@ import os
 import pytest
 from passlib.hash import sha512_crypt
 
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.store.files import open_files
 from chatmail_services.doveauth.policy import AccountPolicy, Refusal, hash_password
 
 NOW = 1_700_000_000
@@ -32,16 +35,23 @@ class FixedProbe:
 def make_policy(make_config):
     def make(probe=None, **overrides):
         config = make_config(**overrides)
-        store = FilesStore(config.mailboxes_dir, config.mail_domain)
-        return AccountPolicy(config, store, probe or FixedProbe(), clock=lambda: NOW)
+        accounts = open_files(config.mailboxes_dir, config.mail_domain).accounts
+        return AccountPolicy(config, accounts, probe or FixedProbe(), clock=lambda: NOW)
 
     return make
 
 
+def created(policy, addr, password="secret-password"):
+    """A first login: the address is unknown, so `create` decides."""
+    assert policy.find(addr) is None
+    result = policy.create(addr, password)
+    assert result.created and result.refusal is None
+    return result
+
+
 def test_first_login_creates_account_with_verifiable_hash(make_policy, new_addr):
     policy, addr = make_policy(), new_addr()
-    result = policy.passdb(addr, "secret-password")
-    assert result.created and result.refusal is None
+    result = created(policy, addr)
     stored = result.fields["password"]
     assert stored.startswith("{SHA512-CRYPT}$6$")
     assert "rounds=" not in stored  # glibc default rounds, as existing relays
@@ -52,10 +62,11 @@ def test_first_login_creates_account_with_verifiable_hash(make_policy, new_addr)
 
 def test_wrong_password_does_not_replace_existing_hash(make_policy, new_addr):
     policy, addr = make_policy(), new_addr()
-    first = policy.passdb(addr, "secret-password").fields["password"]
-    again = policy.passdb(addr, "another-password")
+    first = created(policy, addr).fields["password"]
+    again = policy.find(addr)  # found: `create` is never asked, the password unused
     assert not again.created
     assert again.fields["password"] == first  # Dovecot verifies, and fails
+    assert policy.create(addr, "another-password").fields["password"] == first
 
 
 @pytest.mark.parametrize("addr,password,overrides,refusal", [
@@ -73,7 +84,7 @@ def test_wrong_password_does_not_replace_existing_hash(make_policy, new_addr):
 ])
 def test_admission_rules_refuse(make_policy, addr, password, overrides, refusal):
     policy = make_policy(**overrides)
-    result = policy.passdb(addr, password)
+    result = policy.find(addr) or policy.create(addr, password)  # as AuthDict does
     assert result.refusal is refusal and result.fields is None
     assert list(policy.users()) == []
 
@@ -86,26 +97,28 @@ def test_admission_rules_refuse(make_policy, addr, password, overrides, refusal)
 def test_resource_shortage_refuses_new_but_not_existing_accounts(
         make_policy, make_config, new_addr, probe, refusal):
     existing = new_addr()
-    assert make_policy().passdb(existing, "secret-password").created
+    created(make_policy(), existing)
     policy = make_policy(probe=probe)
-    assert policy.passdb(new_addr(), "secret-password").refusal is refusal
-    assert policy.passdb(existing, "secret-password").fields is not None
+    newcomer = new_addr()
+    assert policy.find(newcomer) is None
+    assert policy.create(newcomer, "secret-password").refusal is refusal
+    assert policy.find(existing).fields is not None
 
 
 def test_nocreate_file_closes_registration_but_existing_accounts_log_in(
         make_policy, new_addr, tmp_path):
     policy, existing = make_policy(), new_addr()
-    policy.passdb(existing, "secret-password")
+    created(policy, existing)
     (tmp_path / "nocreate").touch()
-    assert policy.passdb(new_addr(), "secret-password").refusal is Refusal.REGISTRATION_CLOSED
-    assert policy.passdb(existing, "secret-password").fields is not None
+    assert policy.create(new_addr(), "secret-password").refusal is Refusal.REGISTRATION_CLOSED
+    assert policy.find(existing).fields is not None
 
 
 def test_empty_password_file_is_never_claimable(make_policy, new_addr, tmp_path):
     policy, addr = make_policy(), new_addr()
     (tmp_path / "mail" / addr).mkdir(parents=True)
     (tmp_path / "mail" / addr / "password").write_bytes(b"")
-    assert policy.passdb(addr, "secret-password").refusal is Refusal.ACCOUNT_DAMAGED
+    assert policy.find(addr).refusal is Refusal.ACCOUNT_DAMAGED
     assert (tmp_path / "mail" / addr / "password").read_bytes() == b""
     assert policy.userdb(addr) is None
 
@@ -113,7 +126,7 @@ def test_empty_password_file_is_never_claimable(make_policy, new_addr, tmp_path)
 def test_userdb_knows_only_existing_accounts(make_policy, new_addr):
     policy, addr = make_policy(), new_addr()
     assert policy.userdb(addr) is None
-    policy.passdb(addr, "secret-password")
+    created(policy, addr)
     assert json.loads(json.dumps(policy.userdb(addr)))["home"].endswith(addr)
     assert policy.userdb("../../etc@chat.example.org") is None
 

@@ -1,15 +1,20 @@
-"""Mailbox trees with known ages: files are back-dated with utime, never waited for."""
+"""Mailbox trees with known ages: files are back-dated with utime, never waited for.
+
+`tree` is a files store; `any_tree` runs a test over the files store and a
+real redis-server (accounts in Redis, mail in `<mailboxes_dir>/<addr>`).
+"""
 
 import os
 import secrets
+import time
 
 import pytest
 
-from chatmail_services.core.store import day_of
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.days import DAY, day_of
+from chatmail_services.core.store import open_store
 
-NOW = 1_700_000_000.0
-DAY = 86400
+# Recent, not fixed: Redis expires last-login records by its own clock.
+NOW = float(int(time.time()))
 HASH = "{SHA512-CRYPT}$6$salt$hash"
 
 
@@ -17,11 +22,11 @@ class Tree:
     def __init__(self, config):
         self.config = config
         self.root = config.mailboxes_path
-        self.store = FilesStore(config.mailboxes_dir, config.mail_domain)
+        self.store = open_store(config)
 
     def account(self, addr, login_days_ago=0):
-        self.store.create_account(addr, HASH, NOW)
-        self.store.set_last_login(addr, day_of(NOW - login_days_ago * DAY))
+        self.store.accounts.create_account(addr, HASH, NOW)
+        self.store.accounts.set_last_login(addr, day_of(NOW - login_days_ago * DAY))
         return self.root / addr
 
     def message(self, addr, days_ago, size=1000, folder="cur"):
@@ -42,4 +47,15 @@ class Tree:
 
 @pytest.fixture
 def tree(make_config):
-    return Tree(make_config(max_mailbox_size="1M"))
+    t = Tree(make_config(max_mailbox_size="1M"))
+    yield t
+    t.store.close()
+
+
+@pytest.fixture(params=["files", "redis"])
+def any_tree(request, make_config):
+    storage = "files" if request.param == "files" else request.getfixturevalue("fresh_redis").url
+    t = Tree(make_config(max_mailbox_size="1M", storage=storage))
+    t.root.mkdir(parents=True, exist_ok=True)  # Dovecot's; Redis creates no homes
+    yield t
+    t.store.close()

@@ -1,29 +1,40 @@
-"""One expiry pass over generated mailbox trees with known ages."""
+"""One expiry pass over generated mailbox trees with known ages, on the files
+store and on Redis: the accounts come from the store, the mail from
+`<mailboxes_dir>/<addr>`."""
 
 import os
+import shutil
 import subprocess
+
+import pytest
 
 from chatmail_services.expire.run import Expiry
 
-from .conftest import NOW
+from .conftest import DAY, NOW
+
+
+@pytest.fixture
+def tree(any_tree):
+    return any_tree
 
 
 def run(tree, remove=True, lines=None):
-    return Expiry(tree.config, tree.store, NOW, remove,
+    return Expiry(tree.config, tree.store.accounts, NOW, remove,
                   verbose=lines.append if lines is not None else None).run()
 
 
 def test_inactive_account_goes_with_mail_tokens_and_queued_notifications(tree):
-    gone = tree.account("inactive1@chat.example.org", login_days_ago=91)
-    tree.message("inactive1@chat.example.org", days_ago=1)
-    (gone / "metadata.json").write_text('{"devicetoken": {"tok": 1}}')
-    queue = tree.root / "pending_notifications"
-    queue.mkdir()
-    (queue / ("a" * 32)).write_text("inactive1@chat.example.org\n1\ntok")
+    addr, push = "inactive1@chat.example.org", tree.store.push
+    gone = tree.account(addr, login_days_ago=91)
+    tree.message(addr, days_ago=1)
+    push.add_token(addr, "tok", NOW, 90 * DAY, 16)
+    push.enqueue_push(addr, ["tok"], NOW, NOW + 100)
     kept = tree.account("activeone@chat.example.org", login_days_ago=89)
     tally = run(tree)
-    assert not gone.exists() and not (queue / ("a" * 32)).exists()
-    assert kept.exists()
+    assert not gone.exists() and tree.store.accounts.get_password(addr) is None
+    assert push.get_tokens(addr, NOW, 90 * DAY) == []
+    assert list(push.iter_pending_notifications()) == []
+    assert list(tree.store.accounts.iter_accounts()) == [kept.name]
     assert (tally.accounts, tally.deleted_accounts) == (1, 1)
 
 
@@ -74,15 +85,15 @@ def test_dry_run_removes_nothing_but_tells(tree):
     assert "would delete" in tally.summary()
 
 
-def test_directory_without_password_is_reported_and_its_old_mail_expires(tree):
+def test_directory_without_an_account_is_reported_and_left_untouched(tree):
     tree.account("abcdefghi@chat.example.org")
-    orphan = tree.root / "orphaned1@chat.example.org"
+    orphan = tree.root / "orphaned1@chat.example.org"  # files: no password file
     old = tree.message(orphan.name, days_ago=30)
     lines = []
     tally = run(tree, lines=lines)
-    assert orphan.exists() and not old.exists()
+    assert orphan.exists() and old.exists()
     assert tally.problems["not_account"] == 1 and tally.not_accounts == 1
-    assert tally.accounts == 1
+    assert tally.accounts == 1 and sum(tally.deleted_messages.values()) == 0
     assert any(str(orphan) in line for line in lines)
 
 
@@ -95,20 +106,27 @@ def test_foreign_or_odd_names_are_not_accounts_and_not_deleted(tree):
     assert odd.exists() and tally.problems["not_account"] == 1
 
 
-def test_mailbox_vanishing_mid_scan_is_reported(tree, monkeypatch):
-    tree.account("abcdefghi@chat.example.org")
-    tree.message("abcdefghi@chat.example.org", days_ago=1)
-    expiry = Expiry(tree.config, tree.store, NOW, True)
-    real = expiry.store.get_last_login
+def test_an_account_without_a_home_has_no_mail_and_no_problem(tree):
+    addr = "abcdefghi@chat.example.org"
+    home = tree.account(addr)
+    tree.message(addr, days_ago=1)
+    expiry = Expiry(tree.config, tree.store.accounts, NOW, True)
+    real = expiry.accounts.get_last_login
 
-    def vanish_after_lookup(addr):  # another expiry or chatmailctl deleted it meanwhile
+    def home_gone_after_lookup(addr):  # deleted meanwhile, or no mail on this host yet
         result = real(addr)
-        expiry.store.delete_account(addr)
+        shutil.rmtree(home)
         return result
 
-    monkeypatch.setattr(expiry.store, "get_last_login", vanish_after_lookup)
+    expiry.accounts.get_last_login = home_gone_after_lookup
     tally = expiry.run()
-    assert tally.problems["vanished"] == 1
+    assert tally.accounts == 1 and not tally.problems
+
+
+def test_a_mailbox_vanishing_before_a_quota_trim_is_reported(tree):
+    expiry = Expiry(tree.config, tree.store.accounts, NOW, True)
+    expiry.expire_mailbox(str(tree.root / "vanished1@chat.example.org"))
+    assert expiry.tally.problems["vanished"] == 1
 
 
 def make_undeletable(path):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from chatmail_services.expire.policy import (
-    DAY, Limits, Message, account_expired, plan_messages,
-)
+from chatmail_services.core.days import DAY
+from chatmail_services.core.maildir import Message
+from chatmail_services.expire.policy import Limits, account_expired, plan_messages
 
 NOW = 1_700_000_000.0
 LIMITS = Limits(inactive_before=NOW - 90 * DAY, old_before=NOW - 20 * DAY,

@@ -6,7 +6,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 
 from chatmail_services.core.store import StoreError, StoreUnavailable
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.store.files import open_files
 from chatmail_services.core.gcra import RateLimiter
 from chatmail_services.filtermail.filter import (
     FilterHandler, SendRateLimit, incoming_judge, outgoing_judge,
@@ -29,13 +29,13 @@ def env(make_config, inline_pool, tmp_path):
         config = make_config()
         endpoint = LoopbackEndpoint(loop, sink)
         reinject = ReinjectPool(clock, endpoint, "filter.test", timeout=60)
-        store = FilesStore(tmp_path / "mail", "chat.example.org")
+        store = open_files(tmp_path / "mail", "chat.example.org")
 
         def server(self, direction, **parts):
             if direction == "outgoing":
                 parts.setdefault("judge", outgoing_judge(self.config))
             else:
-                parts.setdefault("judge", incoming_judge(self.config, self.store))
+                parts.setdefault("judge", incoming_judge(self.config, self.store.accounts))
             handler = FilterHandler(direction, pool=inline_pool, reinject=self.reinject,
                                     clock=self.clock, **parts)
             proto = SMTPServer(handler, "filter.test", self.config.max_message_size)
@@ -109,7 +109,7 @@ def test_rate_limit_refuses_mail_from_with_retry_time(env, eml):
 
 
 def test_rate_limit_counts_on_the_store(env, eml):
-    proto = env.server("outgoing", limiter=SendRateLimit(env.store, 60, 2))
+    proto = env.server("outgoing", limiter=SendRateLimit(env.store.send_rate, 60, 2))
     for _ in range(2):
         assert env.send(proto, eml("encrypted")).startswith("250")
     proto.dataReceived(f"MAIL FROM:<{ALICE}>\r\n".encode())
@@ -137,9 +137,9 @@ def test_a_store_that_cannot_count_makes_mail_from_451_and_nothing_passes(env, e
 
 def test_incoming_cleartext_refused_only_for_accounts_that_enforce_e2ee(env, eml):
     proto = env.server("incoming")
-    (env.store.root / BOB).mkdir(parents=True)
+    (env.store.accounts.layout.root / BOB).mkdir(parents=True)
     assert env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB]).startswith("250")
-    (env.store.root / BOB / "enforceE2EEincoming").touch()
+    (env.store.accounts.layout.root / BOB / "enforceE2EEincoming").touch()
     reply = env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB])
     assert reply == "523 Encryption Needed: Invalid Unencrypted Mail"
     assert env.send(proto, eml("encrypted", OUTSIDE, BOB), OUTSIDE, [BOB]).startswith("250")

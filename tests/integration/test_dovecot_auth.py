@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from chatmail_services.core.store import day_of
+from chatmail_services.core.days import day_of
 
 from .conftest import imap_login, login_ok
 

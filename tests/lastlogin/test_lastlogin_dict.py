@@ -6,8 +6,8 @@ import pytest
 from twisted.internet.testing import StringTransport
 
 from chatmail_services.core.dictproto import DictServerFactory
-from chatmail_services.core.store import day_of
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.days import day_of
+from chatmail_services.core.store.files import open_files
 from chatmail_services.lastlogin.dictfront import LastLoginDict
 
 T0 = 1_700_000_000
@@ -16,8 +16,8 @@ T0 = 1_700_000_000
 @pytest.fixture
 def lastlogin(make_config, inline_pool):
     config = make_config()
-    store = FilesStore(config.mailboxes_dir, config.mail_domain)
-    proto = DictServerFactory(LastLoginDict(config, store, inline_pool)).buildProtocol(None)
+    store = open_files(config.mailboxes_dir, config.mail_domain)
+    proto = DictServerFactory(LastLoginDict(config, store.accounts, inline_pool)).buildProtocol(None)
     transport = StringTransport()
     proto.makeConnection(transport)
     proto.dataReceived(b"H3\t2\t0\t\tlastlogin\n")
@@ -39,12 +39,12 @@ def lastlogin(make_config, inline_pool):
 
 
 def mtime(store, addr):
-    return int(os.stat(store.account_dir(addr) / "password").st_mtime)
+    return int(os.stat(store.accounts.layout.home(addr) / "password").st_mtime)
 
 
 def test_login_records_the_utc_day(lastlogin, new_addr):
     addr = new_addr()
-    lastlogin.store.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0 - 40 * 86400)
+    lastlogin.store.accounts.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0 - 40 * 86400)
     assert lastlogin.login(addr, T0 + 3600) == "O1\n"
     assert mtime(lastlogin.store, addr) == day_of(T0)
     assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == f"O{day_of(T0)}\n"
@@ -52,8 +52,8 @@ def test_login_records_the_utc_day(lastlogin, new_addr):
 
 def test_same_day_login_does_not_write(lastlogin, new_addr):
     addr = new_addr()
-    lastlogin.store.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0)
-    path = lastlogin.store.account_dir(addr) / "password"
+    lastlogin.store.accounts.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0)
+    path = lastlogin.store.accounts.layout.home(addr) / "password"
     os.utime(path, ns=(day_of(T0) * 10**9 + 5, day_of(T0) * 10**9 + 5))  # marker nanoseconds
     lastlogin.login(addr, T0 + 60)
     assert os.stat(path).st_mtime_ns == day_of(T0) * 10**9 + 5
@@ -69,7 +69,7 @@ def test_unknown_address_gets_nothing_created(lastlogin, new_addr):
 @pytest.mark.parametrize("value", ["yesterday", "", "-5", str(1 << 40), "1.5"])
 def test_bad_value_fails_the_commit_and_connection_stays(lastlogin, new_addr, value):
     addr = new_addr()
-    lastlogin.store.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0)
+    lastlogin.store.accounts.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0)
     assert lastlogin.login(addr, value, tid="9").startswith("F9\t")
     assert lastlogin.login(addr, T0, tid="10") == "O10\n"
 
@@ -80,3 +80,11 @@ def test_bad_value_fails_the_commit_and_connection_stays(lastlogin, new_addr, va
 def test_foreign_or_unsafe_keys_are_ignored(lastlogin, key):
     assert lastlogin.send(f"B1\tu\nS1\t{key}\t{T0}\nC1\n") == "O1\n"
     assert not os.path.exists(lastlogin.config.mailboxes_dir)
+
+
+def test_a_store_failure_is_f_with_a_fixed_text_never_the_stores(lastlogin, new_addr, tmp_path):
+    addr = new_addr()
+    (tmp_path / "mail").write_text("not a directory")  # every store call fails
+    assert lastlogin.login(addr, T0) == "F1\ttemporary failure, try again later\n"
+    assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == \
+        "Ftemporary failure, try again later\n"

@@ -3,9 +3,9 @@
 import pytest
 from twisted.internet import defer, task
 
-from chatmail_services.core.store.files import FilesStore
+from chatmail_services.core.store.files import open_files
 from chatmail_services.metadata.notifier import Notifier
-from chatmail_services.metadata.push import PushPolicy
+from chatmail_services.metadata.policy import PushPolicy
 
 T0 = 1_700_000_000
 
@@ -40,10 +40,10 @@ def push(make_config, inline_pool, new_addr):
     class Push:
         def __init__(self, **metadata):
             self.config = make_config(metadata=metadata)
-            self.store = self.files = FilesStore(self.config.mailboxes_dir,
-                                                 self.config.mail_domain)
+            self.stores = open_files(self.config.mailboxes_dir, self.config.mail_domain)
+            self.store = self.stores.push  # the role metadata is handed
             self.addr = new_addr()
-            self.store.create_account(self.addr, "{SHA512-CRYPT}$6$s$h", T0)
+            self.stores.accounts.create_account(self.addr, "{SHA512-CRYPT}$6$s$h", T0)
             self.clock = task.Clock()
             self.clock.advance(T0)
             self.policy = PushPolicy(self.config.metadata, self.store)
@@ -58,7 +58,7 @@ def push(make_config, inline_pool, new_addr):
             return self.policy.tokens(self.addr, self.clock.seconds())
 
         def queued(self):
-            qdir = self.files.queue_dir
+            qdir = self.stores.push.queue.path
             return sorted(p.name for p in qdir.iterdir()) if qdir.exists() else []
 
     return Push

@@ -1,9 +1,11 @@
 """metadata over the dict wire: Dovecot's METADATA keys in, Dovecot's replies out."""
 
 import json
+import shutil
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import Logger
 
 from chatmail_services.core.dictcodec import tabescape
 from chatmail_services.core.dictproto import DictServerFactory
@@ -42,7 +44,7 @@ def wire(push, inline_pool):
                             for c, *args in changes)
             return send(f"B{tid}\t{p.addr if user is None else user}\n{lines}C{tid}\n")
 
-        p.send, p.commit = send, commit
+        p.send, p.commit, p.proto = send, commit, proto
         return p
 
     return make
@@ -178,3 +180,14 @@ def test_a_missing_turn_helper_answers_not_found(wire):
     p, factory = turn_wire(wire)
     factory.clientConnectionFailed(None, ConnectError("no such file"))
     assert p.send("") == "N\n"
+
+
+def test_a_store_failure_is_f_with_a_fixed_text_and_no_traceback(wire, tmp_path):
+    p = wire()
+    shutil.rmtree(tmp_path / "mail")
+    (tmp_path / "mail").write_text("not a directory")  # every store call fails
+    p.proto.log = Logger(observer=(events := []).append)
+    assert p.send(f"L{TOKEN_KEY}\t{p.addr}\n") == "Ftemporary failure, try again later\n"
+    assert p.commit(("S", TOKEN_KEY, "phone")) == "F1\ttemporary failure, try again later\n"
+    assert p.commit(("S", NEW_KEY, "1")) == "F1\ttemporary failure, try again later\n"
+    assert len(events) == 3 and not [e for e in events if "log_failure" in e]

@@ -41,7 +41,7 @@ def test_410_for_a_deleted_account_recreates_nothing(push):
     p = push()
     p.poster.script = [410]
     start(p, "tok")
-    home = p.store.account_dir(p.addr)
+    home = p.stores.accounts.layout.home(p.addr)
     # the account is deleted while the notification was pending
     p.poster.script = []
     import shutil

@@ -32,7 +32,7 @@ class Web:
 
     def __init__(self, config, pool, hasher=lambda pw: "{PLAIN}" + pw, reactor=None):
         self.config = config
-        self.store = open_store(config)
+        self.store = open_store(config).accounts  # the role the front is handed
         self.registration = open_registration(config)
         self.admission = Admission(config, self.registration, FixedProbe())
         self.accounts = NewAccounts(config, self.store, self.registration, self.admission,

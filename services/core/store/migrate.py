@@ -1,10 +1,12 @@
 """Copy a relay's state between store backends (files <-> Redis), then verify.
 
 Meant for `chatmailctl store migrate --to redis|files`, which opens both
-stores and calls `migrate(source, target, now, token_max_age)`. Copied:
+stores and calls `migrate(source, target, now, token_max_age)`. It works
+through the roles only: `Accounts` to read, `Transfer` to export and import
+what Accounts and PushQueue do not hand out. Copied:
 
 - each account's password hash, enforceE2EEincoming flag and last-login day,
-  with `Store.import_account`, which never overwrites;
+  with `Transfer.import_account`, which never overwrites;
 - its push tokens that have not expired, with their last-set times (a token
   the target has with a later time keeps it);
 - the pending push notifications, due at once on the target, keeping their
@@ -29,9 +31,12 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .base import AccountDamaged, Store, push_ident
+from ..days import DAY
+from .errors import AccountDamaged
+from .pushitems import push_ident
+from .roles import Accounts, Store
 
-DEFAULT_TOKEN_MAX_AGE = 90 * 86400
+DEFAULT_TOKEN_MAX_AGE = 90 * DAY
 
 
 @dataclass
@@ -75,7 +80,7 @@ def migrate(source: Store, target: Store, now: Optional[float] = None,
             token_max_age: float = DEFAULT_TOKEN_MAX_AGE) -> MigrationReport:
     now = time.time() if now is None else now
     report = MigrationReport()
-    for addr in source.iter_accounts():
+    for addr in source.accounts.iter_accounts():
         report.source_accounts += 1
         if _copy(source, target, addr, report):
             _copy_tokens(source, target, addr, now, token_max_age, report)
@@ -87,76 +92,79 @@ def migrate(source: Store, target: Store, now: Optional[float] = None,
 def _copy(source: Store, target: Store, addr: str, report: MigrationReport) -> bool:
     """Copy one account; True if the target now has it with the source's hash."""
     try:
-        password = source.get_password(addr)
+        password = source.accounts.get_password(addr)
     except AccountDamaged:
         report.damaged.append(addr)
         return False
     if password is None:  # deleted since it was listed
         report.source_accounts -= 1
         return False
-    day = source.get_last_login(addr) or 0
-    enforce = source.enforces_e2ee_incoming(addr)
-    if target.import_account(addr, password, day, enforce):
+    day = source.accounts.get_last_login(addr) or 0
+    enforce = source.accounts.enforces_e2ee_incoming(addr)
+    if target.transfer.import_account(addr, password, day, enforce):
         report.copied += 1
         return True
     report.already_present += 1
-    if target.get_password(addr) != password:
+    accounts = target.accounts
+    if accounts.get_password(addr) != password:
         report.conflicts.append(addr)
         return False
-    if day > (target.get_last_login(addr) or 0):
-        target.set_last_login(addr, day)
+    if day > (accounts.get_last_login(addr) or 0):
+        accounts.set_last_login(addr, day)
         report.last_login_updated += 1
     return True
 
 
-def _copy_tokens(source, target, addr, now, max_age, report) -> None:
+def _copy_tokens(source: Store, target: Store, addr, now, max_age, report) -> None:
     """Copy the live tokens oldest first, each stamped with its own last-set time."""
-    live = {t: ts for t, ts in source.token_times(addr).items() if now - ts < max_age}
+    times = source.transfer.token_times(addr)
+    live = {t: ts for t, ts in times.items() if now - ts < max_age}
     report.tokens_source += len(live)
-    have = target.token_times(addr)
+    have = target.transfer.token_times(addr)
     room = len(live) + len(have)  # keep every token: the source already capped them
     for token, ts in sorted(live.items(), key=lambda kv: kv[1]):
         if have.get(token, float("-inf")) < ts:
-            target.add_token(addr, token, ts, max_age, room)
+            target.push.add_token(addr, token, ts, max_age, room)
             report.tokens_copied += 1
-    have = target.token_times(addr)
+    have = target.transfer.token_times(addr)
     if any(token not in have for token in live):
         report.tokens_missing.append(addr)
 
 
-def _copy_pending(source, target, now, report) -> None:
+def _copy_pending(source: Store, target: Store, now, report) -> None:
     """Copy the queue; items of a conflicting account (another owner on the
     target) or of one the target lacks are skipped."""
-    items = list(source.export_push())  # small: items live hours at most
+    items = list(source.transfer.export_push())  # small: items live hours at most
     report.pending_source = len(items)
     foreign = set(report.conflicts) | set(report.damaged)
-    wanted = [i for i in items if i.addr not in foreign and _has_account(target, i.addr)]
+    wanted = [i for i in items
+              if i.addr not in foreign and _has_account(target.accounts, i.addr)]
     report.pending_skipped = len(items) - len(wanted)
-    report.pending_copied = target.import_push(wanted, now)
-    present = {push_ident(item.id) for item in target.export_push()}
+    report.pending_copied = target.transfer.import_push(wanted, now)
+    present = {push_ident(item.id) for item in target.transfer.export_push()}
     report.pending_missing = sum(1 for i in wanted if push_ident(i.id) not in present)
 
 
-def _has_account(store: Store, addr: str) -> bool:
+def _has_account(accounts: Accounts, addr: str) -> bool:
     try:
-        return store.get_password(addr) is not None
+        return accounts.get_password(addr) is not None
     except (AccountDamaged, ValueError):
         return False
 
 
 def _verify(source: Store, target: Store, report: MigrationReport) -> None:
     skip = set(report.damaged) | set(report.conflicts)
-    for addr in source.iter_accounts():
+    for addr in source.accounts.iter_accounts():
         if addr in skip:
             continue
         try:
-            expected = source.get_password(addr)
+            expected = source.accounts.get_password(addr)
         except AccountDamaged:
             continue  # damaged since it was copied: reported by the next run
         try:
-            found = target.get_password(addr)
+            found = target.accounts.get_password(addr)
         except AccountDamaged:
             found = None
         if expected is not None and found != expected:
             report.missing.append(addr)
-    report.target_accounts = sum(1 for _ in target.iter_accounts())
+    report.target_accounts = sum(1 for _ in target.accounts.iter_accounts())

@@ -101,9 +101,9 @@ KEEP_EXPIRED = 7 * 86400
 def open_registration(config) -> Registration:
     """The registration role of the configured store (Redis imported only when used)."""
     if config.storage == "files":
-        from .registration_files import FilesRegistration
+        from .files.registration import FilesRegistration
 
         return FilesRegistration.from_config(config)
-    from .registration_redis import RedisRegistration
+    from .redis.registration import RedisRegistration
 
     return RedisRegistration.from_config(config)

@@ -1,5 +1,8 @@
 """Reading one mailbox: its maildir messages and other files, one scandir each.
 
+Shared by chatmail-expire (what to delete) and chatmailctl (what an account
+holds).
+
 A mailbox is `<mailboxes_dir>/<addr>/`, a Dovecot maildir (`cur`, `new`,
 `tmp`) with Maildir++ folders (`.Sent/cur`, ...) beside chatmail's own files
 (password, metadata.json, Dovecot's indexes). Files that vanish while we look
@@ -10,11 +13,15 @@ skipped, never raised.
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, List
-
-from .policy import Message
+from typing import Callable, List, NamedTuple
 
 MAILDIRS = ("cur", "new", "tmp")
+
+
+class Message(NamedTuple):
+    path: str
+    mtime: float
+    size: int
 
 
 @dataclass

@@ -22,12 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
-from .base import StoreError
-# the same backend's durable-write helpers (files.py)
-from .files import _fsync_dir as fsync_dir, write_durable_temp
-from .registration import (
+from ..errors import StoreError
+from ..registration import (
     ID_LENGTH, KEEP_EXPIRED, Invite, InviteUse, Registration, check_mode,
 )
+from .layout import fsync_dir, write_durable_temp
 
 FOLDER = ".registration"
 

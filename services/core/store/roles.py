@@ -1,65 +1,29 @@
-"""The store interface: the state every daemon shares, behind one small ABC.
+"""The store's roles: small interfaces, each daemon handed only those it uses.
 
-Methods are synchronous and may block (disk, network); daemons call them from
-their thread pool, never from the reactor thread. Implementations must be
-safe to call from several threads and several processes at once.
+    Accounts    doveauth, lastlogin, filtermail incoming (e2ee flag), expire, chatmailctl
+    PushQueue   metadata (tokens, queue, notifier), chatmailctl (queue show)
+    SendRate    filtermail outgoing
+    Transfer    store/migrate.py (chatmailctl store migrate)
 
-Addresses reaching a store have been checked by `addresses.check_address`;
-stores check again before an address becomes a path or a key.
+`open_store(config)` returns a `Store`: one backend's roles over one shared
+state. Methods are synchronous and may block (disk, network); daemons call
+them from their thread pool, never from the reactor thread. Implementations
+must be safe to call from several threads and several processes at once.
+Every failure is a `StoreError` (store/errors.py), a `Temporary`.
+
+Addresses reaching a store have been checked at the edge
+(`addresses.address_refusal`); stores check again before an address becomes
+a path or a key, and raise ValueError (`BadAddress`) for a bad one.
 """
 
 import abc
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from .pushitems import PendingNotification, PushItem
 
 
-class StoreError(Exception):
-    """The store cannot answer now (I/O error, backend down): a temporary failure."""
-
-
-class StoreUnavailable(StoreError):
-    """The backend is unreachable (e.g. Redis down).
-
-    The store logs the outage once, when it begins and when it ends; callers
-    answer a temporary failure without logging each request again.
-    """
-
-
-class AccountDamaged(StoreError):
-    """An account exists but its record is unusable (e.g. an empty password file).
-
-    It must never be treated as 'no account', or anyone could claim the address.
-    """
-
-
-@dataclass(frozen=True)
-class PushItem:
-    """One pending push notification: `token` of `addr`, as the queue holds it.
-
-    `id` is an opaque handle that is valid until the item is rescheduled or
-    completed (a backend may change it on every claim). `deadline` is the
-    absolute unix time after which the notification is worthless, fixed when
-    the item was first enqueued; `attempts` counts the failed POSTs so far.
-    """
-
-    id: str
-    addr: str
-    token: str
-    deadline: float
-    attempts: int = 0
-    queued_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class PendingNotification:
-    """One queued push notification; its device token is never exposed here."""
-
-    id: str
-    addr: str
-    queued_at: int
-
-
-class Store(abc.ABC):
+class Accounts(abc.ABC):
     @abc.abstractmethod
     def get_password(self, addr: str) -> Optional[str]:
         """The stored `{SCHEME}hash` of an account, or None if there is no account."""
@@ -74,16 +38,8 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def import_account(self, addr: str, password_hash: str, last_login_day: int,
-                       enforce_e2ee: bool) -> bool:
-        """Create an account with a given state (for migration); False if it exists.
-
-        Atomic like `create_account`; an existing account is left untouched.
-        """
-
-    @abc.abstractmethod
     def iter_accounts(self) -> Iterator[str]:
-        """Every existing account address, streamed."""
+        """Every existing account address, streamed: the one list of accounts."""
 
     @abc.abstractmethod
     def get_last_login(self, addr: str) -> Optional[int]:
@@ -97,7 +53,27 @@ class Store(abc.ABC):
     def enforces_e2ee_incoming(self, addr: str) -> bool:
         """Whether cleartext mail to this account is refused."""
 
-    # -- push device tokens (IMAP METADATA /private/devicetoken) ----------
+    @abc.abstractmethod
+    def delete_account(self, addr: str) -> bool:
+        """Delete an account and everything that belongs to it: its record, its
+        home `<mailboxes_dir>/<addr>` (mail, metadata.json with the push tokens)
+        and its pending notifications. True if there was something to delete."""
+
+    def delete_accounts(self, addrs: Iterable[str]) -> int:
+        """Delete several accounts (see delete_account); how many existed. Every
+        address is checked before anything is deleted.
+
+        Backends override it when a batch is cheaper than one call per address
+        (the files store reads its notification queue once per batch).
+        """
+        return sum(1 for addr in addrs if self.delete_account(addr))
+
+
+class PushQueue(abc.ABC):
+    """Push device tokens (IMAP METADATA /private/devicetoken) and the
+    persistent queue of notifications. Nothing is written for an address
+    without an account: the role knows which accounts exist."""
+
     @abc.abstractmethod
     def get_tokens(self, addr: str, now: float, max_age: float) -> List[str]:
         """The tokens of `addr` set less than `max_age` seconds before `now`,
@@ -116,7 +92,6 @@ class Store(abc.ABC):
         """Remove one token; True if it was there. Creates nothing: without the
         token or the account this is a no-op."""
 
-    # -- the persistent push queue ----------------------------------------
     @abc.abstractmethod
     def enqueue_push(self, addr: str, tokens: Sequence[str], now: float,
                      deadline: float) -> int:
@@ -140,68 +115,62 @@ class Store(abc.ABC):
     def complete_push(self, item: PushItem) -> None:
         """Remove a claimed item for good (delivered, token gone, or dropped)."""
 
-    def delete_account(self, addr: str) -> bool:
-        """Delete an account and everything that belongs to it: its record, its
-        home `<mailboxes_dir>/<addr>` (mail, metadata.json with the push tokens)
-        and its pending notifications. True if there was something to delete.
-
-        Not abstract so that a backend written before it still loads; every
-        backend must implement it (chatmailctl and chatmail-expire call it).
-        """
-        raise NotImplementedError(f"{type(self).__name__} cannot delete accounts")
-
-    def delete_accounts(self, addrs: Iterable[str]) -> int:
-        """Delete several accounts (see delete_account); how many existed.
-
-        Backends override it when a batch is cheaper than one call per address
-        (the files store reads its notification queue once per batch).
-        """
-        return sum(1 for addr in addrs if self.delete_account(addr))
-
+    @abc.abstractmethod
     def iter_pending_notifications(self) -> Iterator[PendingNotification]:
         """The persistent push notification queue, streamed, in no order."""
-        raise NotImplementedError(f"{type(self).__name__} has no notification queue")
 
-    # -- filtermail's per-sender send rate limit (core/gcra.py) -------------
+
+class SendRate(abc.ABC):
+    """filtermail's per-sender send rate limit (the GCRA of core/gcra.py)."""
+
+    @abc.abstractmethod
     def check_send_rate(self, sender: str, now: float, per_minute: float,
                         burst: int) -> Tuple[bool, float]:
         """Count one message of `sender` (case-insensitive) at `now` against the
         GCRA limit of `burst` at once, then `per_minute`: (allowed, seconds
         until a retry would pass; 0.0 when allowed). Atomic across every caller
-        that shares the store's state; a refused message changes nothing.
+        that shares the state; a refused message changes nothing."""
 
-        Not abstract so that a backend written before it still loads; every
-        backend must implement it (chatmail-filtermail outgoing calls it).
+
+class Transfer(abc.ABC):
+    """Export and import of what Accounts and PushQueue do not hand out, for
+    copying a relay between backends (store/migrate.py) and nothing else."""
+
+    @abc.abstractmethod
+    def import_account(self, addr: str, password_hash: str, last_login_day: int,
+                       enforce_e2ee: bool) -> bool:
+        """Create an account with a given state; False if it exists.
+
+        Atomic like `create_account`; an existing account is left untouched.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no send rate limit")
 
-    # -- for migration between backends (store/migrate.py) only -------------
+    @abc.abstractmethod
     def token_times(self, addr: str) -> Dict[str, float]:
         """Every stored token of `addr` with its last-set time, expired ones too."""
-        raise NotImplementedError(f"{type(self).__name__} cannot export tokens")
 
+    @abc.abstractmethod
     def export_push(self) -> Iterator[PushItem]:
         """Every queued item with its token, claimed or not, without claiming it.
         Only for copying the queue to another store: never log what it yields."""
-        raise NotImplementedError(f"{type(self).__name__} cannot export its push queue")
 
+    @abc.abstractmethod
     def import_push(self, items: Iterable[PushItem], due: float) -> int:
         """Queue copies of another store's items, due at `due`, keeping deadline,
         attempts and queued_at; an item whose id (its part after the first dot,
         if any) is already queued, or whose account does not exist, is skipped.
         Returns how many were queued."""
-        raise NotImplementedError(f"{type(self).__name__} cannot import a push queue")
 
-    @abc.abstractmethod
+
+@dataclass(frozen=True)
+class Store:
+    """One backend's roles over one shared state; `close()` releases it."""
+
+    backend: str  # "files" or "redis", for messages
+    accounts: Accounts
+    push: PushQueue
+    send_rate: SendRate
+    transfer: Transfer
+    closer: Callable[[], None] = lambda: None
+
     def close(self) -> None:
-        """Release connections and handles."""
-
-
-def day_of(timestamp: float) -> int:
-    """The unix time of the UTC midnight that starts the day of `timestamp`."""
-    return int(timestamp) // 86400 * 86400
-
-
-def push_ident(item_id: str) -> str:
-    """The part of a push item's id that stays the same across claims and stores."""
-    return item_id.partition(".")[2] or item_id
+        self.closer()

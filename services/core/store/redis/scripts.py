@@ -9,7 +9,7 @@ compute no time themselves: expiry times come from the caller in ARGV, so a
 script does the same on a replica or when its effects are replayed.
 
 Another feature adds its script here as one more constant and an entry in
-`SCRIPTS` (registered by `RedisStore.__init__`).
+`SCRIPTS` (registered by `RedisConn.__init__`).
 """
 
 # KEYS: account hash, last-login record.
@@ -43,7 +43,7 @@ end
 return 1
 """
 
-# -- push tokens and the push queue (keys: see redis.py) ------------------
+# -- push tokens and the push queue (keys: see docs/storage.md) ------------------
 
 # KEYS: account hash, tokens hash.
 # ARGV: token, now, max_age in seconds (-1 = no limit), max_tokens.

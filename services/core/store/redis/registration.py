@@ -15,9 +15,9 @@ from typing import List
 
 import redis
 
-from .base import StoreError, StoreUnavailable
-from .redis import connection_pool, default_prefix, glob_escape
-from .registration import (
+from ..errors import StoreError, StoreUnavailable
+from .client import connection_pool, default_prefix, glob_escape
+from ..registration import (
     ID_LENGTH, KEEP_EXPIRED, Invite, InviteUse, Registration, check_mode,
 )
 

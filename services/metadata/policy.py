@@ -10,13 +10,18 @@ Tokens are opaque to us (the notification service decides what they mean);
 we only refuse what cannot be one: empty, too long, or containing
 whitespace or control characters (the lookup answer is space-separated).
 
-Methods block (disk): callers run them in the daemon's thread pool.
+Methods block (disk, Redis): callers run them in the daemon's thread pool.
+The store's `PushQueue` role holds tokens and queue; it writes nothing for
+an address without an account.
 """
 
 import enum
 import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+from ..core.days import DAY
+from ..core.store import PushQueue
 
 _NOT_IN_TOKEN = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -48,10 +53,10 @@ class Op:
 
 
 class PushPolicy:
-    def __init__(self, settings, store):
+    def __init__(self, settings, push: PushQueue):
         self.settings = settings  # the `metadata` config section
-        self.store = store
-        self.max_age = settings.token_max_age_days * 86400
+        self.store = push
+        self.max_age = settings.token_max_age_days * DAY
 
     def tokens(self, addr: str, now: float):
         """The live tokens of `addr`, newest first."""

@@ -1,0 +1,19 @@
+"""The embedded files backend: one relay's state under `mailboxes_dir`, in the
+reference relay's layout (docs/storage.md). The send rate limit is not on
+disk: it lives in the memory of the filtermail process (store/memrate.py)."""
+
+from ..memrate import MemorySendRate
+from ..roles import Store
+from .accounts import FilesAccounts
+from .layout import Layout
+from .push import FilesPushQueue, FilesTransfer
+from .queue import QueueDir
+
+__all__ = ["FilesAccounts", "FilesPushQueue", "FilesTransfer", "Layout", "open_files"]
+
+
+def open_files(mailboxes_dir, mail_domain: str) -> Store:
+    layout = Layout(mailboxes_dir, mail_domain)
+    queue = QueueDir(layout)
+    accounts, push = FilesAccounts(layout, queue), FilesPushQueue(layout, queue)
+    return Store("files", accounts, push, MemorySendRate(), FilesTransfer(accounts, push))
