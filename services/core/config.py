@@ -10,6 +10,7 @@ daemon that refuses to start tells the operator exactly what to fix.
 
 import collections.abc
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -31,6 +32,7 @@ from .configschema import (  # noqa: F401
     MetadataConfig,
     RedisConfig,
     ServerKey,
+    SetupConfig,
     Size,
     _check_endpoint,
     parse_size,
@@ -167,7 +169,7 @@ def _validate(config: Config) -> None:
         ("filtermail.dkim.dns_timeout", config.filtermail.dkim.dns_timeout > 0,
          "must be positive"),
     ]
-    for key, ok, problem in checks + _metadata_checks(config):
+    for key, ok, problem in checks + _metadata_checks(config) + _setup_checks(config):
         if not ok:
             raise _KeyError(key, problem)
     for key, value in _endpoints(config):
@@ -201,6 +203,39 @@ def _metadata_checks(config):
         checks.append((f"{where}.value", _expands(key.value, config),
                        "only {mail_domain} and {max_message_size} may be named"))
     return checks
+
+
+def _setup_checks(config):
+    s = config.setup
+    return [
+        ("setup.imap_max_connections", 10 <= s.imap_max_connections <= 1000000,
+         "must be between 10 and 1000000"),
+        ("setup.imap_hibernate_after", s.imap_hibernate_after >= 0,
+         "must be 0 (never) or more seconds"),
+        ("setup.submission_max_connections", s.submission_max_connections >= 1,
+         "must be at least 1"),
+        ("setup.submission_max_connections_per_ip",
+         1 <= s.submission_max_connections_per_ip <= s.submission_max_connections,
+         "must be at least 1 and not exceed setup.submission_max_connections"),
+        ("setup.quota_warning_percent", 1 <= s.quota_warning_percent <= 99,
+         "must be between 1 and 99"),
+        ("setup.journal_retention", re.fullmatch(r"[1-9][0-9]*(s|min|h|d|week)", s.journal_retention),
+         "must be a systemd time span such as 3d, 12h or 1week"),
+    ]
+
+
+def _resolve_key_files(config: Config) -> Config:
+    """Relative DKIM key files are relative to the config file's directory."""
+    sign = config.filtermail.dkim.sign
+    if sign is None:
+        return config
+    base = os.path.dirname(os.path.abspath(config.path))
+    sign = dataclasses.replace(sign, **{
+        name: os.path.join(base, getattr(sign, name))
+        for name in ("key_file", "ed25519_key_file") if getattr(sign, name)})
+    dkim = dataclasses.replace(config.filtermail.dkim, sign=sign)
+    return dataclasses.replace(
+        config, filtermail=dataclasses.replace(config.filtermail, dkim=dkim))
 
 
 def expand_value(value: str, config) -> str:
@@ -243,7 +278,8 @@ def config_from_dict(data: dict, path: str = "<config>", warnings=()) -> Config:
         _validate(config)
     except _KeyError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return dataclasses.replace(config, path=str(path), warnings=tuple(warnings))
+    config = dataclasses.replace(config, path=str(path), warnings=tuple(warnings))
+    return _resolve_key_files(config) if path != "<config>" else config
 
 
 def load_config(path) -> Config:

@@ -115,11 +115,16 @@ class DkimSign:
     ed25519_key_file: typing.Optional[str] = None
 
 
+# `chatmailctl setup` makes this key when it is missing; a relative key_file is
+# relative to the config file's directory (/etc/chatmail/dkim/dkim.key).
+DEFAULT_DKIM_SIGN = DkimSign(selector="dkim", key_file="dkim/dkim.key")
+
+
 @dataclass(frozen=True)
 class DkimConfig:
     verify: bool = True
     nameservers: typing.Tuple[str, ...] = ()
-    sign: typing.Optional[DkimSign] = None
+    sign: typing.Optional[DkimSign] = DEFAULT_DKIM_SIGN
     dns_timeout: float = 5.0
 
 
@@ -150,6 +155,18 @@ class ExpireConfig:
 
 
 @dataclass(frozen=True)
+class SetupConfig:
+    """Read by `chatmailctl setup` only: limits it writes into Dovecot, Postfix, journald."""
+
+    imap_max_connections: int = 5000
+    imap_hibernate_after: int = 30  # seconds; 0 = never
+    submission_max_connections: int = 200
+    submission_max_connections_per_ip: int = 20
+    quota_warning_percent: int = 75
+    journal_retention: str = "3d"
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     """Read only when `storage` is a redis:// or rediss:// URL."""
 
@@ -172,6 +189,7 @@ class Config:
     filtermail: FiltermailConfig = FiltermailConfig()
     expire: ExpireConfig = ExpireConfig()
     redis: RedisConfig = RedisConfig()
+    setup: SetupConfig = SetupConfig()
     path: str = field(default="", compare=False)
     warnings: typing.Tuple[str, ...] = field(default=(), compare=False)
 

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+import yaml
 
 from chatmail_services.core.config import ConfigError, load_config, parse_size
 
@@ -25,9 +26,34 @@ def test_defaults_are_chatmails(tmp_path):
     f = c.filtermail
     assert (f.max_user_send_per_minute, f.max_user_send_burst_size) == (60, 10)
     assert f.outgoing.reinject == "tcp:127.0.0.1:10025"
-    assert f.dkim.verify is True and f.dkim.sign is None
+    assert f.dkim.verify is True
+    assert (f.dkim.sign.selector, f.dkim.sign.key_file) == ("dkim", str(tmp_path / "dkim/dkim.key"))
+    s = c.setup
+    assert (s.imap_max_connections, s.imap_hibernate_after, s.quota_warning_percent,
+            s.journal_retention) == (5000, 30, 75, "3d")
     assert (c.expire.delete_inactive_users_after, c.expire.delete_mails_after,
             c.expire.delete_large_after) == (90, 20, 7)
+
+
+def test_a_relative_dkim_key_file_is_relative_to_the_config_file(tmp_path):
+    path = tmp_path / "chatmail.yaml"
+    path.write_text("mail_domain: x.org\n")
+    assert load_config(path).filtermail.dkim.sign.key_file == str(tmp_path / "dkim/dkim.key")
+    path.write_text("mail_domain: x.org\nfiltermail: {dkim: {sign: null}}\n")
+    assert load_config(path).filtermail.dkim.sign is None
+
+
+@pytest.mark.parametrize("setup,message", [
+    ({"quota_warning_percent": 100}, "setup.quota_warning_percent: must be between 1 and 99"),
+    ({"journal_retention": "3 days"}, "setup.journal_retention: must be a systemd time span"),
+    ({"submission_max_connections": 10, "submission_max_connections_per_ip": 20},
+     "setup.submission_max_connections_per_ip: must be at least 1 and not exceed"),
+])
+def test_setup_limits_are_checked(tmp_path, setup, message):
+    path = tmp_path / "chatmail.yaml"
+    path.write_text(yaml.safe_dump({"mail_domain": "x.org", "setup": setup}))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
 
 
 def test_the_annotated_example_config_loads():
