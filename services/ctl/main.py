@@ -10,6 +10,7 @@
                                         copy accounts, tokens, notifications between the
                                         files store (mailboxes_dir) and Redis (--url, or
                                         `storage` when it is a Redis URL), then verify
+    setup [--root DIR] [--undo]         wire Debian's Dovecot and Postfix (docs/setup.md)
 
 Output goes to stdout, one record per line, errors to stderr. Exit status:
 0 done, 1 not found (an unknown account), 2 bad usage or config,
@@ -23,7 +24,7 @@ import time
 
 from ..core.config import ConfigError, load_config
 from ..core.store import StoreError, open_store
-from . import commands
+from . import commands, setup
 from .commands import EXIT_FAILED, EXIT_USAGE, Failure
 
 PROG = "chatmailctl"
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the target; the source is the other one")
     migrate.add_argument("--url", metavar="URL",
                          help="redis://host:port/db (default: storage, if it is a Redis URL)")
+    setup.add_parser(top)
     return parser
 
 
@@ -92,6 +94,8 @@ def _dispatch(args, config, out, err, now) -> int:
         return commands.config_check(config, out)
     if args.group == "registration":
         return commands.registration(config, args.action, out)
+    if args.group == "setup":
+        return setup.run_setup(config, args, out, err)
     if args.group == "store":
         return commands.store_migrate(config, args.to, args.url, out, now)
     store = open_store(config)
