@@ -54,6 +54,7 @@ def relay_with_accounts(count: int, **kwargs):
 
 
 def start(relay):
+    relay.apply_sysctl()  # as setup does on a server
     for name in ("doveauth", "lastlogin", "metadata"):
         relay.start_daemon(name)
     relay.start_dovecot()

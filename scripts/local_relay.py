@@ -237,6 +237,18 @@ service anvil {{
 {self.dovecot_extra}
 """
 
+    def apply_sysctl(self) -> None:
+        """The sysctl.d file setup wrote, applied where it raises this kernel's limits
+        (as `sysctl --system` does at boot on a server; never lowers a value)."""
+        path = self.base / "etc/sysctl.d/90-chatmail.conf"
+        for line in (path.read_text().splitlines() if path.exists() else []):
+            if line.strip() and not line.startswith("#"):
+                key, value = (s.strip() for s in line.split("="))
+                current = Path("/proc/sys", *key.split(".")).read_text().strip()
+                if int(current) < int(value):
+                    subprocess.run(["sysctl", "-w", f"{key}={value}"], check=True,
+                                   capture_output=True)
+
     # -- processes ---------------------------------------------------------
     def start_daemon(self, name: str, *extra):
         (self.run_dir / f"{name}.socket").unlink(missing_ok=True)  # left by a killed daemon

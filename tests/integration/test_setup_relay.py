@@ -72,15 +72,7 @@ def accounts(relay):
 
 @pytest.fixture(scope="module")
 def inotify_limits(relay):
-    """The sysctl.d file setup wrote, applied where it raises this kernel's limits
-    (as `sysctl --system` would at boot)."""
-    for line in (relay.base / "etc/sysctl.d/90-chatmail.conf").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, value = (s.strip() for s in line.split("="))
-            current = Path("/proc/sys", *key.split(".")).read_text().strip()
-            if int(current) < int(value):
-                subprocess.run(["sysctl", "-w", f"{key}={value}"], check=True,
-                               capture_output=True)
+    relay.apply_sysctl()
 
 
 def dovecot_log(relay) -> str:
