@@ -60,6 +60,9 @@ def _set(data: dict, keypath: str, value) -> None:
     data[last] = value
 
 
+REFERENCE_DKIM_SIGN = {"selector": "opendkim", "key_file": "/etc/dkimkeys/opendkim.private"}
+
+
 def ini_to_dict(text: str):
     """Return (data in the YAML shape, warnings). Raises ValueError naming the key."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
@@ -87,6 +90,8 @@ def ini_to_dict(text: str):
         except ValueError:
             raise ValueError(f"params.{key}: expected a whole number, got {raw!r}") from None
     _complete_filter_pairs(data)
+    # The reference signs with OpenDKIM's key; its DNS record is published already.
+    _set(data, "filtermail.dkim.sign", dict(REFERENCE_DKIM_SIGN))
     return data, warnings
 
 

@@ -175,3 +175,10 @@ def test_legacy_ini_iroh_relay_and_turn_socket_become_server_keys(tmp_path):
     keys = c.metadata.server_keys
     assert keys["irohrelay"].value == "https://iroh.x.org"
     assert (keys["turn"].turn_socket, keys["turn"].value) == ("/run/t.sock", "{mail_domain}:3478")
+
+
+def test_a_legacy_ini_signs_with_the_reference_relays_opendkim_key(tmp_path):
+    path = tmp_path / "chatmail.ini"
+    path.write_text("[params]\nmail_domain = chat.example.org\n")
+    sign = load_config(path).filtermail.dkim.sign
+    assert (sign.selector, sign.key_file) == ("opendkim", "/etc/dkimkeys/opendkim.private")
