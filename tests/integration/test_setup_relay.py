@@ -92,6 +92,7 @@ def test_capability_after_login_has_xdeltapush_and_xchatmail(relay, new_addr):
 @pytest.fixture
 def system_account():
     name = f"chmpam{os.getpid() % 100000}"
+    subprocess.run(["userdel", name], capture_output=True)  # left by an interrupted run
     subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
                    check=True, capture_output=True)
     subprocess.run(["chpasswd"], input=f"{name}:{PASSWORD}", text=True, check=True)
