@@ -8,7 +8,7 @@ tests) with accounts made directly in the store (SHA512-CRYPT, 5000 rounds).
     logins   LOGIN latency, p50/p99 of --count logins from 10 threads, for
              "before" (the tree set back to stock with `setup --undo`, then the
              README's old wiring: 90-chatmail.conf and 91-chatmail-metadata.conf
-             of --before-rev, so Debian's PAM passdb runs first) and "after" (setup)
+             of --before-rev (the last commit before setup), so Debian's PAM passdb runs first) and "after" (setup)
     memory   RSS and PSS of all Dovecot processes with --sessions TLS sessions in
              IDLE, with hibernation (setup.imap_hibernate_after 5 s) and without (0)
     idle     LMTP delivery to the IDLE notification of the last of --sessions
@@ -215,7 +215,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("logins")
     p.add_argument("--count", type=int, default=100)
-    p.add_argument("--before-rev", default="main", help="git revision of the old README wiring")
+    # the last commit before `chatmailctl setup`: its README wiring is the "before"
+    p.add_argument("--before-rev", default="3e6045c2", help="git revision of the old wiring")
     sub.add_parser("memory").add_argument("--sessions", type=int, default=300)
     p = sub.add_parser("idle")
     p.add_argument("--sessions", type=int, default=200)

@@ -1,6 +1,6 @@
 """doveauth's dict front-end: Dovecot 2.3 `passdb`/`userdb { driver = dict }`.
 
-Keys (conf/dovecot/auth.conf writes them with Dovecot's %E escaping):
+Keys (conf/dovecot/chatmail-auth.conf.ext writes them with Dovecot's %E escaping):
 
     shared/passdb/<password>"<user>   -> JSON {password, home, uid, gid} | N
     shared/userdb/<user>              -> JSON {home, uid, gid} | N
