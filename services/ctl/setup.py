@@ -73,6 +73,7 @@ def _setup(config, tree, args, out) -> int:
         check_postfix(stage / "postfix")
     out.write(f"chatmailctl setup: Dovecot {release} ({dset.snippets} snippets), "
               f"Postfix, tree {tree.root}; checked with doveconf -n and postfix check\n")
+    record = _dkim(config, tree, out)  # before any file changes: a key that fails stops here
     changes = [w for w in wanted if tree.differs(w)]
     tree.apply(changes)
     for w in changes:
@@ -81,7 +82,6 @@ def _setup(config, tree, args, out) -> int:
         out.write("nothing to change: every file is already as setup wants it\n")
     else:
         out.write(f"originals kept for --undo in {tree.state}\n")
-    record = _dkim(config, tree, out)
     _reload(tree, [w.path for w in changes], args, out)
     out.write(f"\nDNS records for {config.mail_domain}:\n")
     for line in setupdkim.dns_records(config.mail_domain, config.filtermail.dkim.sign.selector,
