@@ -108,11 +108,11 @@ def logins(args):
             if label == "before":
                 old_wiring(relay, args.before_rev)
             start(relay)
-            times = time_logins(relay, accounts)
+            times = time_logins(relay, accounts, args.threads)
             pam = relay.dovecot_log.read_text(errors="replace").count("pam(")
         finally:
             finish(relay)
-        print(f"logins {label}: n={len(times)} p50={percentile(times, 0.5) * 1000:.1f} ms "
+        print(f"logins {label} ({args.threads} at once): n={len(times)} p50={percentile(times, 0.5) * 1000:.1f} ms "
               f"p99={percentile(times, 0.99) * 1000:.1f} ms (log lines naming pam: {pam})")
 
 
@@ -215,6 +215,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("logins")
     p.add_argument("--count", type=int, default=100)
+    p.add_argument("--threads", type=int, default=10, help="logins at once")
     # the last commit before `chatmailctl setup`: its README wiring is the "before"
     p.add_argument("--before-rev", default="3e6045c2", help="git revision of the old wiring")
     sub.add_parser("memory").add_argument("--sessions", type=int, default=300)
