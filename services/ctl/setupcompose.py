@@ -148,7 +148,7 @@ def check_dovecot(stage: Path) -> str:
 
 # -- Postfix ---------------------------------------------------------------
 
-MAIN_PARAM = re.compile(r"^([a-z0-9_]+)\s*=\s*(.*)$")
+MAIN_PARAM = re.compile(r"^([A-Za-z0-9_]+)\s*=\s*(.*)$")
 
 
 def parse_main_cf(text: str) -> list:
