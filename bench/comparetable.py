@@ -27,6 +27,8 @@ ROWS = [
     ("idle RSS filtermail outgoing / incoming (MiB)",
      ["idle_filtermail-outgoing", "idle_filtermail-incoming"], "{:.1f}"),
     ("idle RSS, the five daemons together (MiB)", ["idle_sum"], "{:.0f}"),
+    ("idle PSS, the five daemons together (MiB; shared pages counted once)",
+     ["idle_pss_sum"], "{:.0f}"),
     ("push: LMTP delivery -> POST p50 / p99, 10 LMTP conns (ms)",
      ["push_p50_ms", "push_p99_ms"], "{:.0f}"),
     ("push: 5000-item backlog drain (POSTs/s)", ["drain_posts_s"], "{:.0f}"),
@@ -35,7 +37,8 @@ ROWS = [
 
 def derive(figures):
     """Metrics computed from others of the same run and side."""
-    idle = [v for k, v in figures.items() if k.startswith("idle_") and k != "idle_sum"]
+    idle = [v for k, v in figures.items()
+            if k.startswith("idle_") and k not in ("idle_sum", "idle_pss_sum")]
     if len(idle) == 5:
         figures["idle_sum"] = sum(idle)
     alone, burst = figures.get("passdb10"), figures.get("burst_lookups")

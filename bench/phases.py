@@ -147,8 +147,11 @@ def filtermail_25m(side, tools):
 
 
 def idle_rss(side, tools):
-    return {f"idle_{kind}": procstat.memory_kib(d.pid)["VmRSS"] / 1024
-            for kind, d in side.daemons.items()}
+    """RSS of each daemon, and the PSS of all of them together (shared pages once)."""
+    figures = {f"idle_{kind}": procstat.memory_kib(d.pid)["VmRSS"] / 1024
+               for kind, d in side.daemons.items()}
+    figures["idle_pss_sum"] = sum(procstat.pss_kib(d.pid) for d in side.daemons.values()) / 1024
+    return figures
 
 
 def settle_sink(sink, quiet=1.0, limit=60.0):
