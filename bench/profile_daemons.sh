@@ -6,6 +6,7 @@
 # py-spy; root, or ptrace allowed) samples all their threads while the load runs.
 #
 #   PY_SPY=/path/to/py-spy bench/profile_daemons.sh [SECONDS] [OUT_DIR]
+# PY_SPY_ARGS=--gil samples only the thread holding the GIL (Python CPU, no syscalls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -40,14 +41,14 @@ load() {  # load SCENARIO DAEMON: dictload for $duration s while py-spy samples
       > "$out/$scenario.load" 2>>"$out/dictload.log" &
   local load_pid=$!
   sleep 0.5
-  "$py_spy" record --pid "${pid[$daemon]}" --rate 250 --duration $((${duration%.*} - 1)) \
+  "$py_spy" record ${PY_SPY_ARGS:-} --pid "${pid[$daemon]}" --rate 250 --duration $((${duration%.*} - 1)) \
       --format raw --nonblocking --output "$out/$scenario.raw" >/dev/null 2>&1
   wait "$load_pid"
   local requests
-  requests=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if l[0]=="{"][-1]; print(int(r["rps"]*(float(sys.argv[2])-1)), r["rps"], r["daemon"]["cpu_us_per_request"])' "$out/$scenario.load" "$duration")
+  requests=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if l[0]=="{"][-1]; print(r["rps"], r["daemon"]["cpu_us_per_request"])' "$out/$scenario.load")
   set -- $requests
-  echo "### $scenario on $daemon: $2 req/s, daemon $3 µs CPU/request (dictload)"
-  python3 bench/stackcats.py --requests "$1" "$out/$scenario.raw"
+  echo "### $scenario on $daemon: $1 req/s, daemon $2 µs CPU/request (dictload)"
+  python3 bench/stackcats.py --cpu-us "$2" "$out/$scenario.raw"
 }
 
 # accounts first (not profiled), and one token per account for the lookups
