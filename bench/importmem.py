@@ -31,7 +31,7 @@ DAEMON_CHAINS = {
     "lastlogin": ["services.lastlogin.main"],
     "metadata": ["services.metadata.main"],
     "filtermail": ["services.filtermail.main"],
-    "all five in one process": ["services.doveauth.main", "services.lastlogin.main",
+    "all daemons in one process": ["services.doveauth.main", "services.lastlogin.main",
                                 "services.metadata.main", "services.filtermail.main"],
 }
 COMMON_STEPS = ["twisted.internet.reactor", "twisted.logger", "twisted.application.service",
