@@ -8,6 +8,7 @@ twisted.names DNS server on loopback that serves the DKIM keys.
 
 import email
 import imaplib
+import json
 import os
 import shutil
 import smtplib
@@ -119,6 +120,12 @@ def send_port25(relay, mail_from, rcpts, message):
     with smtplib.SMTP("127.0.0.1", relay.mail.ports["smtp"], timeout=60) as client:
         client.starttls(context=ctx)  # port 25 requires TLS (setup's master.cf)
         return client.sendmail(mail_from, rcpts, message)
+
+
+def dns_txt(relay):
+    """A dkimpy `dnsfunc` answering from the relay's test zone (TXT records)."""
+    zone = json.loads(relay.mail.zone.read_text())
+    return lambda name, timeout=5: zone.get(name.decode().rstrip(".")).encode()
 
 
 def inbox(relay, addr, count=1, timeout=30.0) -> list[bytes]:
