@@ -19,7 +19,8 @@ undecoded (8-bit bytes are data) with dot-stuffing undone (RFC 5321 section
 
 ``handler.check_mail(addr, params)`` answers MAIL FROM: None to accept, a
 refusal (`core.failures.Refused`, or a `smtp.Reply`), or a Deferred of either
-(input waits meanwhile). ``handler.deliver(envelope, message)`` returns a
+(input waits meanwhile). ``handler.check_rcpt(addr, params)`` answers RCPT:
+None or a refusal, at once. ``handler.deliver(envelope, message)`` returns a
 Deferred of a Refused or of Postfix's reply to the reinjection. `_answer` is
 the one place where an answer becomes a reply (`smtp.reply_for`) and a
 failure a ``451 4.3.0`` (`smtp.temporary`): the client keeps the message and
@@ -187,6 +188,9 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         addr, params = parse_path(arg, "TO")
         if not addr:
             raise SyntaxProblem("rcpt-syntax")
+        refusal = self.handler.check_rcpt(addr, params)
+        if refusal is not None:
+            return self._answer(refusal)
         self.envelope.rcpts.append((addr, params))
         self.send(REPLIES["rcpt-ok"])
 
