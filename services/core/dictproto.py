@@ -117,7 +117,9 @@ class DictServerProtocol(Protocol):
         self._malformed(text, "line too long")
 
     def connectionLost(self, reason=None) -> None:
+        # Answers still on their way find no transport and are dropped (_flush).
         self._transactions.clear()
+        self._buffer = b""
 
     # A client that sends its requests and then shuts down its sending side
     # still gets every reply; the connection closes after the last one.

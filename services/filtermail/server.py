@@ -101,11 +101,22 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         self.envelope = None
         self.xforward = []
         self.reader = None
+        self.closed = False
 
     def connectionMade(self):
         no_delay(self.transport)
         self.setTimeout(self.IDLE_TIMEOUT)
         self.send(REPLIES["greeting"].filled(hostname=self.hostname))
+
+    def connectionLost(self, reason=None):
+        """Everything of this connection ends with it: the idle timer (else the
+        reactor keeps the protocol, and its last message, for IDLE_TIMEOUT),
+        the transaction, buffered input; an answer still on its way is dropped."""
+        self.closed = True
+        self.setTimeout(None)
+        self.envelope, self.reader, self.xforward = None, None, []
+        self.clearLineBuffer()
+        super().connectionLost(reason)
 
     def timeoutConnection(self):
         self.send(REPLIES["timeout"])
@@ -172,7 +183,7 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         self.pauseProducing()  # pipelined RCPT and DATA wait for this answer
         checked.addErrback(self._failed, "MAIL FROM check")
         checked.addCallback(self._mail_checked, addr, params)
-        checked.addCallback(lambda _: self.resumeProducing())
+        checked.addCallback(self._resume)
 
     def _mail_checked(self, refusal, addr, params):
         if refusal is not None:
@@ -239,6 +250,12 @@ class SMTPServer(LineReceiver, TimeoutMixin):
 
     def _data_done(self, answer):
         self._answer(answer)
+        self._resume()
+
+    def _resume(self, _=None):
+        """Read on after an answer that came later; nothing once the connection is gone."""
+        if self.closed:
+            return
         self.setTimeout(self.IDLE_TIMEOUT)
         self.resumeProducing()
 
@@ -247,6 +264,8 @@ class SMTPServer(LineReceiver, TimeoutMixin):
 
     def _answer(self, answer):
         """Send the reply for the handler's answer (see the module docstring)."""
+        if self.closed:
+            return
         reply = reply_for(answer)
         if reply is None:
             self.log.error("handler answered {answer!r}; answering 451", answer=answer)
