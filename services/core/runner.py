@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import (
     FilteringLogObserver, LogLevel, LogLevelFilterPredicate, Logger,
-    eventAsText, globalLogBeginner,
+    formatEvent, globalLogBeginner,
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -27,6 +27,7 @@ from twisted.python.threadpool import ThreadPool
 from .config import _check_endpoint
 from .dictproto import DictServerFactory
 from .entry import EXIT_USAGE, add_config_argument, console, load_or_report
+from .logsafe import one_line
 from .metrics import metrics_site
 
 log = Logger()
@@ -149,15 +150,24 @@ class Daemon(MultiService):
         return svc
 
 
-def start_logging(level: LogLevel, stream=None) -> None:
-    stream = stream or sys.stderr
+def emitter(stream):
+    """The observer that writes one event to `stream`: `<level>: <message>` on
+    one line (escaped: no client text can start a line of its own,
+    core/logsafe.py), then an indented traceback if the event has one."""
 
     def emit(event):
-        text = eventAsText(event, includeTraceback=True, includeTimestamp=False,
-                           includeSystem=False)
-        stream.write(f"{event['log_level'].name}: {text}\n")
+        lines = [f"{event['log_level'].name}: {one_line(formatEvent(event))}"]
+        failure = event.get("log_failure")
+        if failure is not None:
+            lines += ["    " + one_line(line) for line in failure.getTraceback().splitlines()]
+        stream.write("".join(line + "\n" for line in lines))
         stream.flush()
 
+    return emit
+
+
+def start_logging(level: LogLevel, stream=None) -> None:
+    emit = emitter(stream or sys.stderr)
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)
     globalLogBeginner.beginLoggingTo([FilteringLogObserver(emit, [predicate])],
                                      redirectStandardIO=False)
