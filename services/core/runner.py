@@ -12,6 +12,7 @@ exit status 1 instead of leaving a process that serves nothing.
 """
 
 import argparse
+import re
 import sys
 
 from twisted.application.service import MultiService, Service
@@ -25,6 +26,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from .config import _check_endpoint
+from .configschema import DEFAULT_BACKLOG
 from .dictproto import DictServerFactory
 from .entry import EXIT_USAGE, add_config_argument, console, load_or_report
 from .logsafe import one_line
@@ -33,19 +35,34 @@ from .metrics import metrics_site
 log = Logger()
 
 
+def with_backlog(description: str, backlog: int) -> str:
+    """The endpoint string with `backlog=` added where Twisted takes it (TCP, UNIX
+    and TLS ports) unless it names one; a systemd socket's is its unit's."""
+    kind = description.split(":", 1)[0]
+    if kind not in BACKLOG_KINDS or re.search(r"(^|:)backlog=", description):
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+BACKLOG_KINDS = ("tcp", "tcp6", "unix", "ssl")
+
+
 class ListeningService(Service):
     """Listen on a Twisted endpoint string; a failure to listen is fatal."""
 
-    def __init__(self, reactor, description: str, factory, on_fatal):
+    def __init__(self, reactor, description: str, factory, on_fatal, backlog=None):
         self.reactor = reactor
         self.description = description
         self.factory = factory
         self.on_fatal = on_fatal
+        self.backlog = backlog
         self.port = None
 
     def startService(self):
         super().startService()
-        endpoint = serverFromString(self.reactor, self.description)
+        # its own, else its daemon's (the config's `listen_backlog`, see run())
+        backlog = self.backlog or getattr(self.parent, "backlog", DEFAULT_BACKLOG)
+        endpoint = serverFromString(self.reactor, with_backlog(self.description, backlog))
         d = endpoint.listen(self.factory)
         d.addCallbacks(self._listening, self._failed)
 
@@ -106,7 +123,10 @@ class Daemon(MultiService):
     A daemon's `make_service` is wiring only: `pool()` for blocking work,
     `serve()` (or `serve_dict()`) for its listener and its `/metrics`, and
     `on_stop()` for what must be closed. It remembers how the process exits.
+    `backlog` is every listener's (`listen_backlog`, set by `run()`).
     """
+
+    backlog = DEFAULT_BACKLOG
 
     def __init__(self, reactor, name: str, args=None):
         super().__init__()
@@ -215,6 +235,7 @@ def run(name: str, make_service, argv=None, add_arguments=None) -> int:
     except Exception as e:  # e.g. an unreadable key file: one line, no traceback
         sys.stderr.write(f"{name}: {e}\n")
         return 1
+    daemon.backlog = config.listen_backlog
     reactor.callWhenRunning(daemon.startService)
     reactor.addSystemEventTrigger("before", "shutdown", daemon.stopService)
     reactor.run()
