@@ -72,6 +72,11 @@ class Repeated:
         """Log `fmt` at warn level unless `kind` was logged less than
         `interval` ago; count it either way. True when a line went out."""
         WARNINGS.labels(kind).inc()
+        return self.log(log.warn, kind, fmt, **fields)
+
+    def log(self, emit, kind: str, fmt: str, **fields) -> bool:
+        """`emit(fmt, ...)` (a Logger method) unless `kind` went out less than
+        `interval` ago; not counted here (for events with a metric of their own)."""
         now = self.clock()
         if now < self._quiet_until.get(kind, -math.inf):
             self._held[kind] = self._held.get(kind, 0) + 1
@@ -80,7 +85,7 @@ class Repeated:
         held = self._held.pop(kind, 0)
         if held:
             fmt += " ({held} more like it not logged since the last one)"
-        log.warn(fmt, held=held, **fields)
+        emit(fmt, held=held, **fields)
         return True
 
 

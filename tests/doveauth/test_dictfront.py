@@ -149,3 +149,26 @@ def test_a_password_that_cannot_be_hashed_is_refused_as_n_without_a_traceback(
     assert wire(passdb_key(password, addr)) == "N\n"
     assert [e for e in events if "log_failure" in e] == []
     assert wire(f"Lshared/userdb/{addr}\t{addr}") == "N\n"  # no account was made
+
+
+def test_refused_logins_are_logged_once_a_minute_per_reason_and_all_counted(wire, monkeypatch):
+    from prometheus_client import REGISTRY
+    from twisted.internet.task import Clock
+
+    from chatmail_services.core.logsafe import Repeated
+    from chatmail_services.doveauth import dictfront
+
+    clock, events = Clock(), []
+    monkeypatch.setattr(dictfront, "REPEATED", Repeated(clock=clock.seconds))
+    monkeypatch.setattr(AuthDict, "log", Logger(observer=events.append))
+    count = lambda: REGISTRY.get_sample_value(  # noqa: E731
+        "chatmail_doveauth_refusals_total", {"reason": "localpart_length"}) or 0
+    before = count()
+    for _ in range(50):
+        assert wire(passdb_key("secret-password", "short@chat.example.org")) == "N\n"
+    assert wire(passdb_key("pw\x00secret-password", "abcdefghi@chat.example.org")) == "N\n"
+    assert [e["reason"] for e in events] == ["localpart_length", "password_chars"]
+    assert count() == before + 50
+    clock.advance(60)
+    wire(passdb_key("secret-password", "short@chat.example.org"))
+    assert events[-1]["held"] == 49
