@@ -64,18 +64,20 @@ async def inputs(sockets, count):
     return errors
 
 
+def connected(client, path) -> bool:
+    """Start a non-blocking connect; False when the listen backlog is full."""
+    try:
+        client.connect(str(path))
+    except OSError as e:  # UNIX sockets: EAGAIN when the backlog is full
+        return e.errno not in (errno.EAGAIN, errno.ECONNREFUSED)
+    return True
+
+
 def storm(path, count):
-    clients, failed = [], 0
-    for _ in range(count):
-        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    clients = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(count)]
+    for client in clients:
         client.setblocking(False)
-        clients.append(client)
-        try:
-            client.connect(str(path))
-        except BlockingIOError:
-            failed += 1
-        except OSError as e:
-            failed += e.errno in (errno.EAGAIN, errno.ECONNREFUSED)
+    failed = sum(not connected(client, path) for client in clients)
     time.sleep(0.2)
     for client in clients:
         client.close()
