@@ -2,7 +2,8 @@
 
 ``/proc/PID/stat`` fields 14 and 15 (utime, stime) count clock ticks of all
 the process's threads, so work pushed to a thread pool (password hashing) is
-included; ``/proc/PID/status`` gives VmRSS (now) and VmHWM (peak) in kB.
+included; ``/proc/PID/status`` gives VmRSS (now) and VmHWM (peak) in kB;
+``/proc/PID/smaps_rollup`` the proportional set size (PSS).
 See proc(5).
 """
 
@@ -35,6 +36,20 @@ def memory_kib(pid):
             if name in ("VmRSS", "VmHWM"):
                 found[name] = int(value.split()[0])
     return found
+
+
+def pss_kib(pid):
+    """Proportional set size: RSS with each shared page divided among the processes
+    that map it (/proc/PID/smaps_rollup), so the sum over several daemons is what
+    they really take together. 0 when the kernel does not provide it."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def sample(pid):

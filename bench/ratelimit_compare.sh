@@ -29,6 +29,7 @@ mailboxes_dir: $out/$1/mail
 storage: "$2"
 filtermail:
   outgoing: {listen: "tcp:$listen:interface=127.0.0.1", reinject: "tcp:127.0.0.1:$sink"}
+  dkim: {sign: null}
   max_user_send_per_minute: $3
   max_user_send_burst_size: $4
 YAML

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import re
 import time
@@ -36,13 +37,34 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].isalpha() else int(text)
 
 
+def _crc24_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 16
+        for _ in range(8):
+            crc = (crc << 1) ^ (0x1864CFB if crc & 0x800000 else 0)
+        table.append(crc & 0xFFFFFF)
+    return table
+
+
+def crc24(data: bytes) -> int:
+    """The armor checksum (RFC 4880 section 6.1), table-driven."""
+    table, crc = _crc24_table(), 0xB704CE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFF) ^ table[(crc >> 16) ^ byte]
+    return crc
+
+
 def armored_seipd(size: int) -> bytes:
-    """A structurally valid encrypted OpenPGP message: PKESK v3 + SEIPD v1 of `size` bytes."""
+    """A structurally valid encrypted OpenPGP message: PKESK v3 + SEIPD v1 of `size` bytes,
+    armored with the CRC24 line as OpenPGP implementations write it (the reference
+    relay's filter refuses armor without one)."""
     pkesk = b"\xc1\x5a" + bytes([3]) + os.urandom(89)
     body = bytes([1]) + os.urandom(max(size, 32))
-    seipd = b"\xd2\xff" + len(body).to_bytes(4, "big") + body
-    lines = base64.encodebytes(pkesk + seipd).decode()
-    return f"-----BEGIN PGP MESSAGE-----\n\n{lines}-----END PGP MESSAGE-----\n".encode()
+    packets = pkesk + b"\xd2\xff" + len(body).to_bytes(4, "big") + body
+    lines = base64.encodebytes(packets).decode()
+    crc = base64.b64encode(crc24(packets).to_bytes(3, "big")).decode()
+    return f"-----BEGIN PGP MESSAGE-----\n\n{lines}={crc}\n-----END PGP MESSAGE-----\n".encode()
 
 
 def make_body(scenario: str, size: int) -> bytes:
@@ -68,11 +90,14 @@ def stuff(message: bytes) -> bytes:
     return b"." + message if message.startswith(b".") else message
 
 
-async def read_reply(reader) -> bytes:
+async def read_reply(reader, lines=None) -> bytes:
+    """The last line of a reply; with ``lines``, every line's text is appended to it."""
     while True:
         line = await reader.readline()
         if not line:
             raise ConnectionError("connection closed")
+        if lines is not None:
+            lines.append(line[4:].strip().upper())
         if line[3:4] != b"-":
             return line.rstrip()
 
@@ -91,9 +116,13 @@ async def send_one(host, port, index, sender, body):
     reader, writer = await asyncio.open_connection(host, port)
     try:
         await read_reply(reader)
-        await command(reader, writer, b"EHLO mx.bench.test")
-        await command(reader, writer, b"XFORWARD NAME=client.bench.test ADDR=192.0.2.7 "
-                                      b"PROTO=ESMTP HELO=client.bench.test")
+        writer.write(b"EHLO mx.bench.test\r\n")
+        ehlo = []
+        if not (await read_reply(reader, ehlo)).startswith(b"2"):
+            raise RuntimeError("EHLO refused")
+        if any(line.startswith(b"XFORWARD") for line in ehlo):  # as Postfix: only if offered
+            await command(reader, writer, b"XFORWARD NAME=client.bench.test ADDR=192.0.2.7 "
+                                          b"PROTO=ESMTP HELO=client.bench.test")
         mail = f"MAIL FROM:<{sender}> SIZE={len(message)} BODY=8BITMIME".encode()
         reply = await command(reader, writer, mail, b"")
         if not reply.startswith(b"2"):
@@ -210,6 +239,15 @@ def report(args, results, errors, elapsed, sink, before, after):
               f"{after.rss_kib / 1024:.1f} MiB, HWM {after.hwm_kib / 1024:.1f} MiB")
     ok = not (missing or duplicated or changed or unexpected or errors)
     print("check     " + ("OK" if ok else "FAILED"))
+    if args.json:
+        print(json.dumps({
+            "messages": n, "elapsed_s": round(elapsed, 3), "msg_per_s": round(n / elapsed, 1),
+            "latency_ms": {"p50": round(pct(50), 1), "p99": round(pct(99), 1),
+                           "max": round(latencies[-1] * 1000, 1)} if latencies else None,
+            "replies": codes, "errors": len(errors), "check_ok": ok,
+            "daemon": None if not (before and after) else {
+                "cpu_ms_per_message": round(cpu, 2), "rss_before_kib": before.rss_kib,
+                "rss_after_kib": after.rss_kib, "hwm_kib": after.hwm_kib}}, sort_keys=True))
 
 
 def main():
@@ -225,6 +263,7 @@ def main():
     parser.add_argument("--senders", type=int, default=1000,
                         help="distinct senders (the rate limit is per sender)")
     parser.add_argument("--pid", type=int, help="the filter's pid, for CPU and memory")
+    parser.add_argument("--json", action="store_true", help="also print one JSON result line")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -1,10 +1,10 @@
 """The mail part of the local relay: Debian's Postfix, filtermail, a DNS server.
 
-Renders conf/postfix/ (before-queue `master.cf` or `master-after-queue.cf`)
-and conf/dovecot/91-chatmail-postfix.conf into the relay directory,
-replacing only install paths and ports:
+`chatmailctl setup` wires <dir>/etc/postfix (before-queue `master.cf` or
+`master-after-queue.cf`); before it, this sets the instance's own places,
+after it only install paths and ports differ from a server:
 
-    /etc/postfix/        -> <dir>/postfix/etc/      (Postfix's config_directory)
+    /etc/postfix/        -> <dir>/etc/postfix/      (Postfix's config_directory)
     /var/spool/postfix   -> <dir>/postfix/spool     (its queue_directory)
     smtp/submission/submissions inet, 127.0.0.1:100xx -> free loopback ports
 
@@ -13,9 +13,9 @@ its own queue, data directory and log file; the system's /etc/postfix and
 any system instance are never touched. Debian's postfix-mta-sts-resolver
 runs beside it on a free loopback port (main.cf's socketmap). Mail to other
 domains goes to a closed loopback port and stays deferred. filtermail runs
-as vmail with a fresh DKIM key whose TXT record a twisted.names server on
-loopback serves (scripts/local_dns.py), so incoming DKIM verification works
-offline.
+as vmail and signs with the DKIM key setup made (the config names none:
+signing is the default); a twisted.names server on loopback serves its TXT
+record (scripts/local_dns.py), so incoming DKIM verification works offline.
 
 With `outside=(address, ca_file)` (the integration tests of outgoing mail),
 that DNS server listens on `address`:53 and also answers MX, A and MTA-STS
@@ -34,17 +34,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chatmail_services.ctl.setupdkim import public_record
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CONF = REPO / "conf"
 SELECTOR = "dkim"
 FILTER_PORTS = (10080, 10081, 10025, 10026)
 MTA_STS_PORT = 8461
-MAPS = ("chatmail-login-map", "submission_header_cleanup", "delivery_header_cleanup",
-        "tls_policy")
-# master.cf.dist services that ours replace, and those that need packages we lack
-DROPPED = re.compile(r"^(smtp\s+inet|submissions?\s+inet|maildrop|uucp|ifmail|bsmtp|"
-                     r"scalemail-backend|mailman)\b")
+# master.cf.dist services that need packages we lack
+DROPPED = re.compile(r"^(maildrop|uucp|ifmail|bsmtp|scalemail-backend|mailman)\b")
 
 
 class PostfixPart:
@@ -53,7 +51,7 @@ class PostfixPart:
         self.mode = mode
         self.outside = outside  # (DNS address, CA file) or None
         self.dir = relay.base / "postfix"
-        self.etc = self.dir / "etc"
+        self.etc = relay.base / "etc" / "postfix"
         self.spool = self.dir / "spool"
         self.data = self.dir / "lib"
         self.ports = {name: free_port() for name in ("smtp", "submission", "submissions")}
@@ -61,12 +59,10 @@ class PostfixPart:
         self.mta_sts_port = free_port()
         self.dns_host, self.dns_port = (outside[0], 53) if outside else ("127.0.0.1", free_port())
         self.zone = relay.base / "dns.json"
-        self.dkim_key = relay.base / "dkim" / f"{SELECTOR}.pem"
+        self.dkim_key = relay.config_path.parent / "dkim" / f"{SELECTOR}.key"
 
     # -- rendering ---------------------------------------------------------
-    def replace_paths_and_ports(self, text: str) -> str:
-        text = (text.replace("/etc/postfix/", f"{self.etc}/")
-                .replace("/var/spool/postfix", str(self.spool)))
+    def replace_ports(self, text: str) -> str:
         for default, port in self.filter_ports.items():
             text = re.sub(rf"(127\.0\.0\.1\]?):{default}\b", rf"\g<1>:{port}", text)
         text = text.replace(f"127.0.0.1:{MTA_STS_PORT}:", f"127.0.0.1:{self.mta_sts_port}:")
@@ -81,53 +77,44 @@ class PostfixPart:
                          "reinject": f"tcp:127.0.0.1:{fp[10025]}"},
             "incoming": {"listen": f"tcp:{fp[10081]}:interface=127.0.0.1",
                          "reinject": f"tcp:127.0.0.1:{fp[10026]}"},
-            "dkim": {"verify": True, "nameservers": [f"{self.dns_host}:{self.dns_port}"],
-                     "sign": {"selector": SELECTOR, "key_file": str(self.dkim_key)}},
+            "dkim": {"verify": True, "nameservers": [f"{self.dns_host}:{self.dns_port}"]},
         }
 
-    def render(self) -> None:
-        for d in (self.dir, self.etc, self.spool, self.data):
+    def prepare_site(self) -> None:
+        """The instance's own queue, data, log and certificate, before setup checks it."""
+        for d in (self.dir, self.spool, self.data):
             d.mkdir(parents=True, exist_ok=True)
         postfix = pwd.getpwnam("postfix")
         os.chown(self.data, postfix.pw_uid, postfix.pw_gid)
-        (self.etc / "main.cf").write_text(self.main_cf())
-        (self.etc / "master.cf").write_text(self.master_cf())
-        for name in MAPS:
-            shutil.copy(CONF / "postfix" / name, self.etc / name)
-        self.write_mta_sts_config()
-        (self.relay.dovecot_dir / "91-chatmail-postfix.conf").write_text(
-            self.replace_paths_and_ports((CONF / "dovecot/91-chatmail-postfix.conf").read_text()))
         self.make_tls_certificate()
-        self.make_dkim_key()
-        # creates the queue's subdirectories, where Dovecot puts its sockets
-        self.postfix("check")
+        self.postconf("-e", f"queue_directory={self.spool}", f"data_directory={self.data}",
+                      "inet_interfaces=127.0.0.1", "inet_protocols=ipv4",
+                      f"myhostname=mx.{self.relay.mail_domain}",
+                      f"maillog_file={self.dir}/postfix.log",
+                      f"maillog_file_prefixes={self.dir}", "alias_maps=", "alias_database=",
+                      f"smtpd_tls_cert_file={self.dir}/cert.pem",
+                      f"smtpd_tls_key_file={self.dir}/key.pem")
 
-    def main_cf(self) -> str:
-        base = f"""# local relay: a separate Postfix instance on loopback
-compatibility_level = 3.6
-queue_directory = {self.spool}
-data_directory = {self.data}
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mx.{self.relay.mail_domain}
-maillog_file = {self.dir}/postfix.log
-maillog_file_prefixes = {self.dir}
-alias_maps =
-alias_database =
-smtpd_tls_cert_file = {self.dir}/cert.pem
-smtpd_tls_key_file = {self.dir}/key.pem
-bounce_queue_lifetime = 0
-"""
-        if self.outside:
-            # other domains: by MX from the test's DNS; their certificates
-            # come from the test CA (conf/ adds the system's CAs)
-            base += f"smtp_tls_CAfile = {self.outside[1]}\nsmtp_tls_loglevel = 1\n"
+    def after_setup(self) -> None:
+        """Loopback ports, no chroot; outside mail parked on a closed port, or
+        delivered by MX to the test's "remote" servers (`outside`)."""
+        (self.etc / "master.cf").write_text(self.master_cf())
+        maps = self.postconf("-h", "smtp_tls_policy_maps").strip()
+        self.postconf("-e", f"smtp_tls_policy_maps={self.replace_ports(maps)}",
+                      "bounce_queue_lifetime=0")
+        if self.outside:  # their certificates come from the test CA (and the system's)
+            self.postconf("-e", f"smtp_tls_CAfile={self.outside[1]}", "smtp_tls_loglevel=1")
         else:
-            base += ("# other domains: a closed port, outside mail waits in the deferred queue\n"
-                     "relayhost = [127.0.0.1]:9\nsmtp_dns_support_level = disabled\n")
-        return base + self.replace_paths_and_ports((CONF / "postfix/main.cf").read_text())
+            self.postconf("-e", "relayhost=[127.0.0.1]:9", "smtp_dns_support_level=disabled")
+        self.write_mta_sts_config()
+        # Dovecot puts its sockets into the queue's private/ (`postfix start` makes the rest)
+        private = self.spool / "private"
+        private.mkdir(parents=True, exist_ok=True)
+        postfix = pwd.getpwnam("postfix")
+        os.chown(private, postfix.pw_uid, postfix.pw_gid)
+        private.chmod(0o700)
+        self.publish({f"{SELECTOR}._domainkey.{self.relay.mail_domain}":
+                      public_record(self.dkim_key)})
 
     def write_mta_sts_config(self) -> None:
         """Debian's mta-sts-daemon.yml, on the instance's port with its own cache."""
@@ -146,23 +133,22 @@ default_zone:
 """)
 
     def master_cf(self) -> str:
-        stock = []
-        for line in Path("/usr/share/postfix/master.cf.dist").read_text().splitlines():
+        lines = []
+        for line in (self.etc / "master.cf").read_text().splitlines():
             if line.startswith("#") or not line.strip():
                 continue
             if line[0].isspace():  # -o/argument lines of the previous service
-                if stock and stock[-1] is not None:
-                    stock.append(line)
+                if lines and lines[-1] is not None:
+                    lines.append(line)
                 continue
             if DROPPED.match(line):
-                stock.append(None)
+                lines.append(None)
                 continue
             fields = line.split()
             fields[4] = "n"  # no chroot: the instance's queue has no chroot files
-            stock.append("  ".join(fields))
-        name = "master.cf" if self.mode == "before" else "master-after-queue.cf"
-        ours = self.replace_paths_and_ports((CONF / "postfix" / name).read_text())
-        return "\n".join(l for l in stock if l is not None) + "\n" + ours
+            lines.append("  ".join(fields))
+        text = "\n".join(l for l in lines if l is not None) + "\n"
+        return self.replace_ports(text)
 
     def make_tls_certificate(self) -> None:
         if (self.dir / "cert.pem").exists():
@@ -171,16 +157,6 @@ default_zone:
                         "-keyout", self.dir / "key.pem", "-out", self.dir / "cert.pem",
                         "-days", "30", "-subj", f"/CN=mx.{self.relay.mail_domain}"],
                        check=True, capture_output=True)
-
-    def make_dkim_key(self) -> None:
-        from dkim_keys import make_dkim_key  # scripts/, next to this file
-
-        self.dkim_key.parent.mkdir(exist_ok=True)
-        _, record = make_dkim_key(self.dkim_key.parent, "rsa", SELECTOR)
-        vmail = self.relay.vmail
-        os.chown(self.dkim_key, vmail.pw_uid, vmail.pw_gid)
-        self.dkim_key.chmod(0o600)
-        self.publish({f"{SELECTOR}._domainkey.{self.relay.mail_domain}": record.decode()})
 
     def publish(self, records: dict) -> None:
         """Add TXT records to the zone the DNS server serves (read per query)."""

@@ -1,19 +1,29 @@
-"""A complete chatmail relay on loopback, from this checkout's conf/ files.
+"""A complete chatmail relay on loopback, wired by `chatmailctl setup` like a server.
 
 Used by README's first command (`scripts/relay-up`) and by the integration
-tests, so what operators copy from conf/ is what is tested. It renders
-conf/ into a state directory, replacing only the install paths:
+tests, so what operators get from `chatmailctl setup` is what is tested:
 
-    /run/chatmail/                         -> <dir>/run/
-    /etc/dovecot/chatmail-auth.conf.ext    -> <dir>/dovecot/chatmail-auth.conf.ext
-    /etc/dovecot/chatmail-push.lua         -> <dir>/dovecot/chatmail-push.lua
+ 1. a stock Debian /etc/dovecot and /etc/postfix under <dir>/etc, built from
+    the installed packages (stock_tree.py), and <dir>/etc/chatmail/chatmail.yaml;
+ 2. the loopback instance's own places (queue, data and log of Postfix);
+ 3. `chatmailctl setup --root <dir>` with this checkout's conf/ and systemd/;
+ 4. then only what a loopback test relay needs differs from a server:
+        /run/chatmail/            -> <dir>/run/
+        /etc/dovecot/, /etc/postfix/, /etc/chatmail/, /var/spool/postfix
+                                  -> the same under <dir>
+        /usr/bin/chatmail-*       -> this venv's console scripts
+    in the files setup wrote, and conf.d/99-local-relay.conf for Dovecot's
+    base_dir, log, test certificate and loopback ports (local_postfix.py
+    does the same for Postfix);
 
 then starts the daemons (as user vmail, like the systemd units) and Debian's
-Dovecot (its own base_dir, log file and loopback ports; no system config is
-touched). Not installed with the package: a development and test tool.
+Dovecot from that tree. No system config is touched. Not installed with the
+package: a development and test tool.
 """
 
 import argparse
+import atexit
+import json
 import os
 import pwd
 import shutil
@@ -21,14 +31,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import resource
+
 import yaml
 
+import stock_tree
+
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
 BIN = Path(sys.executable).parent
+_TEMPLATES = {}  # setup-relevant config -> a tree `chatmailctl setup` composed
 
 
 def free_port() -> int:
@@ -56,25 +71,29 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class LocalRelay:
     def __init__(self, base: Path, mail_domain: str = "chat.example.org",
                  imap_port: int = 0, overrides=None, postfix=None, outside=None,
-                 web=False):
+                 web=False, dovecot_extra: str = ""):
+        from local_postfix import PostfixPart
+
         self.base = Path(base)
         self.mail_domain = mail_domain
         self.imap_port = imap_port or free_port()
+        self.imaps_port = free_port()
         self.lmtp_port = free_port()
         self.overrides = overrides or {}
+        self.dovecot_extra = dovecot_extra
         self.run_dir = self.base / "run"
         self.mailboxes = self.base / "mail" / mail_domain
         self.nocreate = self.base / "chatmail-nocreate"
-        self.config_path = self.base / "chatmail.yaml"
-        self.dovecot_dir = self.base / "dovecot"
+        self.config_path = self.base / "etc" / "chatmail" / "chatmail.yaml"
+        self.dovecot_dir = self.base / "etc" / "dovecot"
+        self.dovecot_log = self.base / "dovecot.log"
         self.procs = {}
         self.vmail = pwd.getpwnam("vmail")
-        # "before" or "after": Postfix with filtermail wired in that mode (local_postfix.py)
-        self.mail = None
-        if postfix:
-            from local_postfix import PostfixPart
-
-            self.mail = PostfixPart(self, postfix, free_port, outside)
+        # "before" or "after": Postfix with filtermail wired in that mode is
+        # started; None: Postfix is only set up (Dovecot's sockets live in its queue)
+        self.mode = postfix
+        self.mail = PostfixPart(self, postfix or "before", free_port, outside)
+        self.setup_output = ""
         # chatmail-web over HTTPS on loopback (local_web.py)
         self.web = None
         if web:
@@ -83,13 +102,18 @@ class LocalRelay:
             self.web = WebPart(self, free_port)
 
     # -- rendering ---------------------------------------------------------
-    def render_conf(self, name: str) -> str:
-        text = (CONF / name).read_text()
-        return (text.replace("/run/chatmail/", f"{self.run_dir}/")
-                .replace("/etc/dovecot/chatmail-auth.conf.ext",
-                         f"{self.dovecot_dir}/chatmail-auth.conf.ext")
-                .replace("/etc/dovecot/chatmail-push.lua",
-                         f"{self.dovecot_dir}/chatmail-push.lua"))
+    def server_paths(self) -> dict:
+        return {"/run/chatmail/": f"{self.run_dir}/",
+                "/etc/dovecot/": f"{self.dovecot_dir}/",
+                "/etc/postfix/": f"{self.mail.etc}/",
+                "/etc/chatmail/": f"{self.config_path.parent}/",
+                "/var/spool/postfix": str(self.mail.spool),
+                "/usr/bin/chatmail-": f"{BIN}/chatmail-"}
+
+    def localize(self, text: str) -> str:
+        for server, local in self.server_paths().items():
+            text = text.replace(server, local)
+        return text
 
     def config_data(self) -> dict:
         data = {
@@ -102,9 +126,8 @@ class LocalRelay:
                          "max_load_1m": 1000},
             "lastlogin": {"listen": f"unix:{self.run_dir}/lastlogin.socket:mode=660"},
             "metadata": {"listen": f"unix:{self.run_dir}/metadata.socket:mode=660"},
+            "filtermail": self.mail.filtermail_config(),
         }
-        if self.mail:
-            data["filtermail"] = self.mail.filtermail_config()
         if self.web:
             data["web"] = self.web.web_config()
         for section, values in self.overrides.items():
@@ -114,31 +137,93 @@ class LocalRelay:
                 data[section] = values
         return data
 
+    def write_config(self) -> None:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
+        self.config_path.chmod(0o644)
+
     def render(self) -> None:
         for d in (self.base, self.run_dir, self.mailboxes.parent, self.mailboxes):
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, self.vmail.pw_uid, self.vmail.pw_gid)
         self.base.chmod(0o755)
-        self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
-        self.dovecot_dir.mkdir(exist_ok=True)
-        for name in ("chatmail-auth.conf.ext", "90-chatmail.conf",
-                     "91-chatmail-metadata.conf", "chatmail-push.lua"):
-            (self.dovecot_dir / name).write_text(self.render_conf(f"dovecot/{name}"))
-        (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
-        if self.mail:
-            self.mail.render()
+        for old in ("etc/dovecot", "etc/postfix", "var/lib/chatmail-services"):
+            shutil.rmtree(self.base / old, ignore_errors=True)
+        self.copy_setup_result(self.setup_template())
+        self.write_config()
+        self.mail.prepare_site()
+        # Debian's 10-ssl.conf names /etc/dovecot/private/dovecot.pem (the test certificate)
+        for rel in self.setup_files() + ["etc/dovecot/conf.d/10-ssl.conf"]:
+            if rel.startswith(("etc/dovecot/", "etc/postfix/")):
+                path = self.base / rel
+                path.write_text(self.localize(path.read_text()))
+        for ext in ("pem", "key"):
+            shutil.copy(self.mail.dir / f"{'cert' if ext == 'pem' else 'key'}.pem",
+                        self.dovecot_dir / "private" / f"dovecot.{ext}")
+        (self.dovecot_dir / "conf.d" / "99-local-relay.conf").write_text(self.dovecot_local_conf())
+        self.mail.after_setup()
         if self.web:
             self.web.render()
 
-    def dovecot_main_conf(self) -> str:
-        d = self.dovecot_dir
-        return f"""# local relay: Debian's Dovecot on loopback, with conf/dovecot snippets
+    def compose(self) -> None:
+        """A fresh stock tree, the instance's own places, then `chatmailctl setup` on it."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.base.chmod(0o755)
+        stock_tree.build(self.base, f"mx.{self.mail_domain}")
+        (self.base / "etc").chmod(0o755)
+        self.write_config()
+        self.mail.prepare_site()
+        self.run_setup()
+
+    def setup_template(self) -> Path:
+        """setup's result for this config, composed once per process (setup takes seconds:
+        `postfix check`, key generation) and copied into every relay with the same values."""
+        data = self.config_data()
+        key = json.dumps([self.mail.mode, data["mail_domain"], data.get("max_message_size"),
+                          data.get("max_mailbox_size"), data.get("setup"),
+                          data["filtermail"].get("dkim", {}).get("sign", "default")],
+                         sort_keys=True, default=str)
+        if key not in _TEMPLATES:
+            template = Path(tempfile.mkdtemp(prefix="chatmail-setup-template-", dir="/tmp"))
+            atexit.register(shutil.rmtree, template, True)
+            LocalRelay(template, self.mail_domain, overrides=self.overrides,
+                       postfix=self.mail.mode).compose()
+            _TEMPLATES[key] = template
+        return _TEMPLATES[key]
+
+    def copy_setup_result(self, template: Path) -> None:
+        for rel in ("etc", "var/lib/chatmail-services"):
+            shutil.copytree(template / rel, self.base / rel, symlinks=True, dirs_exist_ok=True,
+                            copy_function=_copy_owned)
+        self.mail.dir.mkdir(parents=True, exist_ok=True)
+        for name in ("cert.pem", "key.pem"):
+            shutil.copy2(template / "postfix" / name, self.mail.dir / name)
+        self.setup_output = (template / "setup.log").read_text()
+        (self.base / "setup.log").write_text(self.setup_output)
+
+    def run_setup(self) -> None:
+        proc = subprocess.run(
+            [str(BIN / "chatmailctl"), "--config", str(self.config_path), "setup",
+             "--root", str(self.base), "--sources", str(REPO), "--postfix-filter", self.mail.mode],
+            capture_output=True, text=True, timeout=300)
+        self.setup_output = proc.stdout
+        (self.base / "setup.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise RuntimeError(f"chatmailctl setup failed: {proc.stderr.strip()}")
+
+    def setup_files(self) -> list:
+        from chatmail_services.ctl.setupstate import Tree
+
+        return [rel for rel, how in Tree(self.base).manifest().items() if how != "directory"]
+
+    def dovecot_local_conf(self) -> str:
+        d = self.base / "dovecot"
+        return f"""# local relay: what differs from a server wired by chatmailctl setup
 base_dir = {d}/base
 state_dir = {d}/state
-log_path = {d}/dovecot.log
-protocols = imap lmtp
+log_path = {self.dovecot_log}
 listen = 127.0.0.1
-ssl = no
+# plain IMAP on loopback for the tests' imaplib, next to imaps
 disable_plaintext_auth = no
 auth_failure_delay = 0
 service imap-login {{
@@ -147,7 +232,8 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.imaps_port}
   }}
 }}
 service lmtp {{
@@ -161,9 +247,20 @@ service anvil {{
     mode = 0
   }}
 }}
-!include {d}/90-chatmail.conf
-!include {d}/91-chatmail-metadata.conf
-""" + (f"!include {d}/91-chatmail-postfix.conf\n" if self.mail else "")
+{self.dovecot_extra}
+"""
+
+    def apply_sysctl(self) -> None:
+        """The sysctl.d file setup wrote, applied where it raises this kernel's limits
+        (as `sysctl --system` does at boot on a server; never lowers a value)."""
+        path = self.base / "etc/sysctl.d/90-chatmail.conf"
+        for line in (path.read_text().splitlines() if path.exists() else []):
+            if line.strip() and not line.startswith("#"):
+                key, value = (s.strip() for s in line.split("="))
+                current = Path("/proc/sys", *key.split(".")).read_text().strip()
+                if int(current) < int(value):
+                    subprocess.run(["sysctl", "-w", f"{key}={value}"], check=True,
+                                   capture_output=True)
 
     # -- processes ---------------------------------------------------------
     def start_daemon(self, name: str, *extra):
@@ -194,16 +291,17 @@ service anvil {{
         proc.terminate()
         proc.wait(timeout=10)
         self.overrides = overrides
-        self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
+        self.write_config()
         (self.run_dir / f"{name}.socket").unlink(missing_ok=True)
         return self.start_daemon(name)
 
     def start_dovecot(self):
         for sub in ("base", "state"):
-            (self.dovecot_dir / sub).mkdir(exist_ok=True)
+            (self.base / "dovecot" / sub).mkdir(parents=True, exist_ok=True)
         conf = str(self.dovecot_dir / "dovecot.conf")
         proc = subprocess.Popen(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL,
-                                stderr=open(self.base / "dovecot.stderr", "ab"))
+                                stderr=open(self.base / "dovecot.stderr", "ab"),
+                                preexec_fn=_raise_fd_limit)
         self.procs["dovecot"] = proc
         wait_for(lambda: port_open(self.imap_port), "dovecot", proc=proc)
         wait_for(lambda: port_open(self.lmtp_port), "dovecot lmtp", proc=proc)
@@ -227,6 +325,8 @@ service anvil {{
         self.overrides.setdefault("metadata", {}).update(
             notify_url=f"https://localhost:{port}/notify",
             notify_ca_file=str(sink_dir / "ca.pem"))
+        if self.config_path.exists():
+            self.write_config()
         return proc
 
     def doveadm(self, *args) -> subprocess.CompletedProcess:
@@ -240,18 +340,18 @@ service anvil {{
         self.start_daemon("metadata")
         if self.web:
             self.web.start()
-        if self.mail:
+        if self.mode:
             self.mail.start_dns()
             self.mail.start_mta_sts_resolver()
             self.mail.start_filtermail("outgoing")
             self.mail.start_filtermail("incoming")
         self.start_dovecot()
-        if self.mail:
+        if self.mode:
             self.mail.start_postfix()
         return self
 
     def stop(self) -> None:
-        if self.mail:
+        if self.mode:
             self.mail.stop()
         for name, proc in reversed(list(self.procs.items())):
             if proc.poll() is None:
@@ -262,6 +362,18 @@ service anvil {{
                     proc.kill()
                     proc.wait()
         self.procs.clear()
+
+
+def _copy_owned(src, dst):
+    shutil.copy2(src, dst)
+    st = os.stat(src)
+    os.chown(dst, st.st_uid, st.st_gid)
+
+
+def _raise_fd_limit():
+    """Dovecot holds two descriptors per proxied session; a shell's 1024 is too few."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
 
 def main(argv=None) -> int:
@@ -287,7 +399,8 @@ def main(argv=None) -> int:
         sys.stderr.write(f"local relay failed to start: {e}; logs in {args.dir}\n")
         return 1
     sys.stdout.write(f"""chatmail local relay is up (state and logs in {args.dir}).
-  IMAP:  127.0.0.1:{relay.imap_port} (plain text, loopback only)
+  IMAP:  127.0.0.1:{relay.imap_port} (plain text, loopback only), \
+imaps {relay.imaps_port} (self-signed)
   Log in with any new address to create it, e.g.:
     python3 -c "import imaplib; c=imaplib.IMAP4('127.0.0.1', {relay.imap_port}); \\
 print(c.login('abcdefghi@{args.domain}', 'a-secret-password'))"
@@ -296,7 +409,7 @@ print(c.login('abcdefghi@{args.domain}', 'a-secret-password'))"
   Push notifications (a local HTTPS sink stands in for notifications.delta.chat):
     tail -f {relay.notifications_log}
 """)
-    if relay.mail:
+    if relay.mode:
         ports = relay.mail.ports
         sys.stdout.write(f"""  SMTP:  submission 127.0.0.1:{ports['submission']} (STARTTLS, self-signed), \
 submissions {ports['submissions']}, port 25 as {ports['smtp']}

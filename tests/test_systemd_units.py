@@ -65,3 +65,17 @@ def test_daemons_restart_take_their_socket_from_systemd_and_precede_dovecot(unit
     sock = read_unit(unit.with_suffix(".socket"))
     assert sock["Socket"]["ListenStream"] == f"/run/chatmail/{unit.stem[len('chatmail-'):]}.socket"
     assert "PartOf" not in sock["Unit"]  # the socket must outlive a restart
+
+
+@pytest.mark.parametrize("unit,template", [("dovecot.service", "dovecot.service"),
+                                           ("postfix@-.service", "postfix@.service")])
+def test_the_drop_ins_for_debians_units_verify_silently(tmp_path, unit, template):
+    # Debian's own unit (from the installed dovecot-core / postfix) with our drop-in
+    shutil.copy(Path("/lib/systemd/system") / template, tmp_path / template)
+    shutil.copytree(ROOT / "systemd" / f"{unit}.d", tmp_path / f"{unit}.d")
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", unit], cwd=tmp_path,
+                          env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+    text = (tmp_path / f"{unit}.d" / "50-chatmail.conf").read_text()
+    assert "Restart=on-failure" in text

@@ -12,6 +12,7 @@ daemon that refuses to start tells the operator exactly what to fix.
 
 import collections.abc
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -34,6 +35,7 @@ from .configschema import (  # noqa: F401
     MetadataConfig,
     RedisConfig,
     ServerKey,
+    SetupConfig,
     Size,
     WebConfig,
     _check_endpoint,
@@ -168,6 +170,10 @@ def _validate(config: Config) -> None:
          f"must not exceed doveauth.username_max_length ({config.doveauth.username_max_length})"),
         ("metadata.notify_retry_min", md.notify_retry_min <= md.notify_retry_max,
          "must be positive and not exceed metadata.notify_retry_max"),
+        ("setup.submission_max_connections_per_ip",
+         config.setup.submission_max_connections_per_ip
+         <= config.setup.submission_max_connections,
+         "must not exceed setup.submission_max_connections"),
     ]
     for key, ok, problem in checks + _server_key_checks(config) + _web_checks(config):
         if not ok:
@@ -203,6 +209,20 @@ def _web_checks(config):
              "web.tls_cert_file and web.tls_key_file go together")]
 
 
+def _resolve_key_files(config: Config) -> Config:
+    """Relative DKIM key files are relative to the config file's directory."""
+    sign = config.filtermail.dkim.sign
+    if sign is None:
+        return config
+    base = os.path.dirname(os.path.abspath(config.path))
+    sign = dataclasses.replace(sign, **{
+        name: os.path.join(base, getattr(sign, name))
+        for name in ("key_file", "ed25519_key_file") if getattr(sign, name)})
+    dkim = dataclasses.replace(config.filtermail.dkim, sign=sign)
+    return dataclasses.replace(
+        config, filtermail=dataclasses.replace(config.filtermail, dkim=dkim))
+
+
 def expand_value(value: str, config) -> str:
     """A server key's value with `{mail_domain}` and `{max_message_size}` filled in."""
     return value.format(mail_domain=config.mail_domain, max_message_size=config.max_message_size)
@@ -226,7 +246,8 @@ def config_from_dict(data: dict, path: str = "<config>", warnings=()) -> Config:
         _validate(config)
     except _KeyError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return dataclasses.replace(config, path=str(path), warnings=tuple(warnings))
+    config = dataclasses.replace(config, path=str(path), warnings=tuple(warnings))
+    return _resolve_key_files(config) if path != "<config>" else config
 
 
 def load_config(path) -> Config:

@@ -174,11 +174,16 @@ class DkimSign:
     ed25519_key_file: typing.Optional[str] = None
 
 
+# `chatmailctl setup` makes this key when it is missing; a relative key_file is
+# relative to the config file's directory (/etc/chatmail/dkim/dkim.key).
+DEFAULT_DKIM_SIGN = DkimSign(selector="dkim", key_file="dkim/dkim.key")
+
+
 @dataclass(frozen=True)
 class DkimConfig:
     verify: bool = True
     nameservers: typing.Tuple[str, ...] = ()
-    sign: typing.Optional[DkimSign] = None
+    sign: typing.Optional[DkimSign] = DEFAULT_DKIM_SIGN
     dns_timeout: float = key(5.0, above=0)
 
 
@@ -229,6 +234,19 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class SetupConfig:
+    """Read by `chatmailctl setup` only: limits it writes into Dovecot, Postfix, journald."""
+
+    imap_max_connections: int = key(5000, at_least=10, at_most=1000000)
+    imap_hibernate_after: int = key(30, at_least=0, unit="seconds; 0 = never")
+    submission_max_connections: int = key(200, at_least=1)
+    submission_max_connections_per_ip: int = key(20, at_least=1)  # and <= the one above
+    quota_warning_percent: int = key(75, at_least=1, at_most=99)
+    journal_retention: str = key("3d", pattern=r"[1-9][0-9]*(s|min|h|d|week)",
+                                 problem="must be a systemd time span such as 3d, 12h or 1week")
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     """Read only when `storage` is a redis:// or rediss:// URL."""
 
@@ -256,6 +274,7 @@ class Config:
     expire: ExpireConfig = ExpireConfig()
     web: WebConfig = WebConfig()
     redis: RedisConfig = RedisConfig()
+    setup: SetupConfig = SetupConfig()
     path: str = field(default="", compare=False)
     warnings: typing.Tuple[str, ...] = field(default=(), compare=False)
 

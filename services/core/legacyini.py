@@ -71,6 +71,9 @@ def _set(data: dict, keypath: str, value) -> None:
     data[last] = value
 
 
+REFERENCE_DKIM_SIGN = {"selector": "opendkim", "key_file": "/etc/dkimkeys/opendkim.private"}
+
+
 def ini_to_dict(text: str):
     """Return (data in the YAML shape, warnings). Raises ValueError naming the key."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
@@ -94,6 +97,8 @@ def ini_to_dict(text: str):
             warnings.append(f"params.{key}: unknown key, ignored")
     for declared in partial:
         _complete(data, declared)
+    # The reference signs with OpenDKIM's key; its DNS record is published already.
+    _set(data, "filtermail.dkim.sign", dict(REFERENCE_DKIM_SIGN))
     return data, warnings
 
 

@@ -66,14 +66,13 @@ def config_check(config, out) -> int:
 # -- registration (the commands are in registration.py) ----------------------
 
 def _registration_state(config) -> str:
-    from ..core.store.registration import open_registration
     from .registration import state
 
-    registration = open_registration(config)
+    store = open_store(config)
     try:
-        return state(config, registration)
+        return state(config, store.registration)
     finally:
-        registration.close()
+        store.close()
 
 
 # -- accounts ---------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 
 from ..core.entry import console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
-from . import commands, dns, registration
+from . import commands, dns, registration, setup
 from .commands import EXIT_FAILED, Failure
 
 PROG = "chatmailctl"
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the target; the source is the other one")
     migrate.add_argument("--url", metavar="URL",
                          help="redis://host:port/db (default: storage, if it is a Redis URL)")
+    setup.add_parser(top)
     return parser
 
 
@@ -89,6 +90,8 @@ def _dispatch(args, config, out, err, now) -> int:
         return dns.show(config, out, args.ipv4, args.ipv6)
     if args.group in ("registration", "invite"):
         return registration.dispatch(args, config, out, now)
+    if args.group == "setup":
+        return setup.run_setup(config, args, out, err)
     if args.group == "store":
         return commands.store_migrate(config, args.to, args.url, out, now)
     store = open_store(config)

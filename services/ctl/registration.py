@@ -15,7 +15,8 @@ the store keeps only its hash.
 import os
 from datetime import datetime, timezone
 
-from ..core.store.registration import new_token, open_registration, token_hash
+from ..core.store import open_store
+from ..core.store.registration import new_token, token_hash
 from ..core.weblinks import dcaccount_url
 
 ALIASES = {"block": "closed", "unblock": "open"}
@@ -65,7 +66,8 @@ def state(config, registration) -> str:
 
 
 def dispatch(args, config, out, now) -> int:
-    registration = open_registration(config)
+    store = open_store(config)
+    registration = store.registration
     try:
         if args.group == "registration":
             return set_mode(config, registration, ALIASES.get(args.action, args.action), out)
@@ -77,7 +79,7 @@ def dispatch(args, config, out, now) -> int:
             case "revoke":
                 return revoke(registration, args.id, out)
     finally:
-        registration.close()
+        store.close()
     raise AssertionError(f"unhandled command {args.group} {args.action}")
 
 

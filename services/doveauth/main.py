@@ -2,7 +2,6 @@
 
 from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
-from ..core.store.registration import open_registration
 from .dictfront import AuthDict
 from .policy import AccountPolicy
 
@@ -13,8 +12,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     # apart, so that logins never wait behind a burst of password hashing
     pool, create_pool = daemon.pool(settings.threads), daemon.pool(
         settings.create_threads, "doveauth-create")
-    policy = AccountPolicy(config, open_store(config).accounts,
-                           registration=open_registration(config))
+    store = open_store(config)
+    policy = AccountPolicy(config, store.accounts, registration=store.registration)
     daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
     return daemon
 

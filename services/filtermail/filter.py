@@ -25,7 +25,7 @@ from prometheus_client import Counter, Histogram
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..core.addresses import BadAddress, check_address
+from ..core.addresses import address_refusal
 from ..core.failures import Refused
 from .mail import Mail
 from .policy import Incoming, Outgoing, incoming_verdict, outgoing_verdict, recipient_refusal
@@ -56,10 +56,8 @@ def outgoing_judge(config):
 
 def incoming_judge(config, store):
     def enforces_e2ee(addr):
-        try:
-            check_address(addr, config.mail_domain)
-        except BadAddress:  # not one of our accounts: nobody asked for encryption
-            return False
+        if address_refusal(addr, config.mail_domain):
+            return False  # not one of our accounts: nobody asked for encryption
         return store.enforces_e2ee_incoming(addr)
 
     policy = Incoming(enforces_e2ee)

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 from ..core.failures import Refused, Temporary
-from ..core.store import StoreError, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -118,21 +117,17 @@ def retry_text(seconds: float) -> str:
     return f"try again in {amount} {unit}{'' if amount == 1 else 's'}"
 
 
-# Until the store's errors are `Temporary` themselves, they count as such here.
-TEMPORARY = (Temporary, StoreError)
-
-
 def temporary(log, failure, what: str, reply: Reply = TEMPFAIL) -> Reply:
     """The one map from a failure to the wire: always a 4xx reply, logged once.
 
     A temporary failure (store, DNS, reinjection) is logged as one line unless
-    it was logged where it happened (`logged`, or a `StoreUnavailable`: the
-    store reports its outage once); anything else is a bug and gets a traceback.
+    it was logged where it happened (`logged`: the store reports an outage
+    once); anything else is a bug and gets a traceback.
     """
     error = failure.value
-    if not isinstance(error, TEMPORARY):
+    if not isinstance(error, Temporary):
         log.failure("{what} failed; answering {code}", failure, what=what, code=reply.code)
-    elif not (getattr(error, "logged", False) or isinstance(error, StoreUnavailable)):
+    elif not error.logged:
         log.warn("{what}: {why}; answering {code}", what=what, why=error, code=reply.code)
     return reply
 

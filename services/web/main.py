@@ -7,7 +7,7 @@ from twisted.logger import Logger
 from ..core.admission import Admission
 from ..core.runner import Daemon, daemon_main, listen_description
 from ..core.store import open_store
-from ..core.store.registration import MODES, open_registration
+from ..core.store.registration import MODES
 from .http import Front, make_site
 from .pages import Pages
 from .policy import NewAccounts, Throttle
@@ -50,9 +50,10 @@ class ModeCache:
 def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "web", args)
     pool = daemon.pool(config.web.threads)
-    registration = open_registration(config)
+    store = open_store(config)
+    registration = store.registration
     admission = Admission(config, registration)
-    new_accounts = NewAccounts(config, open_store(config).accounts, registration, admission)
+    new_accounts = NewAccounts(config, store.accounts, registration, admission)
     modes = ModeCache(registration, pool)
     timer = TimerService(MODE_REFRESH, modes.refresh)
     timer.clock = reactor
@@ -62,7 +63,7 @@ def make_service(config, reactor, args=None) -> Daemon:
                   config.web.behind_proxy)
     daemon.serve(listen_description(args, config.web.listen), wrap(config, make_site(front)),
                  "http", config.web.metrics)
-    daemon.on_stop(registration.close)
+    daemon.on_stop(store.close)
     return daemon
 
 

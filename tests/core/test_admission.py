@@ -4,7 +4,7 @@ import pytest
 
 from chatmail_services.core.admission import Admission, Refusal
 from chatmail_services.core.store import StoreUnavailable, open_store
-from chatmail_services.core.store.registration import open_registration
+from chatmail_services.core.store import open_store
 from chatmail_services.doveauth.policy import AccountPolicy
 
 from ..web.conftest import FixedProbe
@@ -21,7 +21,7 @@ def config(make_config):
 
 @pytest.fixture
 def registration(config):
-    return open_registration(config)
+    return open_store(config).registration
 
 
 @pytest.mark.parametrize("mode,on_login,invited", [

@@ -29,9 +29,34 @@ def test_defaults_are_chatmails(tmp_path):
     f = c.filtermail
     assert (f.max_user_send_per_minute, f.max_user_send_burst_size) == (60, 10)
     assert f.outgoing.reinject == "tcp:127.0.0.1:10025"
-    assert f.dkim.verify is True and f.dkim.sign is None
+    assert f.dkim.verify is True
+    assert (f.dkim.sign.selector, f.dkim.sign.key_file) == ("dkim", str(tmp_path / "dkim/dkim.key"))
+    s = c.setup
+    assert (s.imap_max_connections, s.imap_hibernate_after, s.quota_warning_percent,
+            s.journal_retention) == (5000, 30, 75, "3d")
     assert (c.expire.delete_inactive_users_after, c.expire.delete_mails_after,
             c.expire.delete_large_after) == (90, 20, 7)
+
+
+def test_a_relative_dkim_key_file_is_relative_to_the_config_file(tmp_path):
+    path = tmp_path / "chatmail.yaml"
+    path.write_text("mail_domain: x.org\n")
+    assert load_config(path).filtermail.dkim.sign.key_file == str(tmp_path / "dkim/dkim.key")
+    path.write_text("mail_domain: x.org\nfiltermail: {dkim: {sign: null}}\n")
+    assert load_config(path).filtermail.dkim.sign is None
+
+
+@pytest.mark.parametrize("setup,message", [
+    ({"quota_warning_percent": 100}, "setup.quota_warning_percent: must be between 1 and 99"),
+    ({"journal_retention": "3 days"}, "setup.journal_retention: must be a systemd time span"),
+    ({"submission_max_connections": 10, "submission_max_connections_per_ip": 20},
+     "setup.submission_max_connections_per_ip: must not exceed setup.submission_max"),
+])
+def test_setup_limits_are_checked(tmp_path, setup, message):
+    path = tmp_path / "chatmail.yaml"
+    path.write_text(yaml.safe_dump({"mail_domain": "x.org", "setup": setup}))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
 
 
 def test_the_annotated_example_config_loads():
@@ -153,6 +178,13 @@ def test_legacy_ini_iroh_relay_and_turn_socket_become_server_keys(tmp_path):
     assert (keys["turn"].turn_socket, keys["turn"].value) == ("/run/t.sock", "{mail_domain}:3478")
 
 
+def test_a_legacy_ini_signs_with_the_reference_relays_opendkim_key(tmp_path):
+    path = tmp_path / "chatmail.ini"
+    path.write_text("[params]\nmail_domain = chat.example.org\n")
+    sign = load_config(path).filtermail.dkim.sign
+    assert (sign.selector, sign.key_file) == ("opendkim", "/etc/dkimkeys/opendkim.private")
+
+
 EXAMPLE = Path(__file__).parents[2] / "conf" / "chatmail.yaml"
 
 
@@ -171,10 +203,11 @@ def schema_keys(cls=None, prefix=""):
 
 
 def documented_keys(data, prefix=""):
-    """Every key path the example file shows; server_keys' entries are values."""
+    """Every key path the example file shows; server_keys' entries and the
+    optional dkim.sign's mapping are values."""
     for name, value in data.items():
         yield prefix + name
-        if isinstance(value, dict) and name != "server_keys":
+        if isinstance(value, dict) and name not in ("server_keys", "sign"):
             yield from documented_keys(value, f"{prefix}{name}.")
 
 
@@ -185,7 +218,9 @@ def test_every_key_is_documented_in_the_example_config():
 
 
 def test_the_example_config_shows_every_default(tmp_path):
-    assert load_config(EXAMPLE) == load_config(write(tmp_path, MINIMAL))
+    # both files in one directory: a relative DKIM key_file is relative to the file's
+    example = write(tmp_path, EXAMPLE.read_text(), "example.yaml")
+    assert load_config(example) == load_config(write(tmp_path, MINIMAL))
 
 
 @pytest.mark.parametrize("section,key,value,problem", [

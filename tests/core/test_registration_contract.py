@@ -6,8 +6,10 @@ import threading
 
 import pytest
 
+from chatmail_services.core.store import open_store
+
 from chatmail_services.core.store.registration import (
-    KEEP_EXPIRED, InviteUse, new_token, open_registration, token_hash,
+    KEEP_EXPIRED, InviteUse, new_token, token_hash,
 )
 
 NOW = 1_700_000_000.0
@@ -23,12 +25,12 @@ def make_registration(request, make_config):
     made = []
 
     def make():
-        made.append(open_registration(config))
-        return made[-1]
+        made.append(open_store(config))
+        return made[-1].registration
 
     yield make
-    for registration in made:
-        registration.close()
+    for store in made:
+        store.close()
 
 
 def invite(registration, uses=1, days=7):

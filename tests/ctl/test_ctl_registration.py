@@ -6,8 +6,9 @@ import re
 import pytest
 import yaml
 
-from chatmail_services.core.store.registration import InviteUse, open_registration, token_hash
 from chatmail_services.core.config import load_config
+from chatmail_services.core.store import open_store
+from chatmail_services.core.store.registration import InviteUse, token_hash
 from chatmail_services.ctl.main import run
 
 NOW = 1_700_000_000
@@ -57,7 +58,7 @@ def test_invite_create_prints_the_dcaccount_url_last_and_stores_only_a_hash(conf
                          lines[-1]).group(1)
     stored = b"".join(p.read_bytes() for p in (tmp_path / "mail").rglob("*") if p.is_file())
     assert token.encode() not in stored
-    registration = open_registration(load_config(config))
+    registration = open_store(load_config(config)).registration
     assert registration.use_invite(token_hash(token), NOW) is InviteUse.OK
 
 

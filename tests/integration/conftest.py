@@ -39,7 +39,7 @@ def make_relay(relay_dir):
         try:
             return relay.start()
         except RuntimeError:
-            for log in sorted(relay_dir.glob("*.log")) + [relay_dir / "dovecot/dovecot.log"]:
+            for log in sorted(relay_dir.glob("*.log")) + [relay_dir / "dovecot.log", relay_dir / "setup.log"]:
                 if log.exists():
                     sys.stderr.write(f"--- {log}\n{log.read_text()[-3000:]}\n")
             raise

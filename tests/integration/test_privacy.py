@@ -34,7 +34,8 @@ from ..testca import TestCA
 from .conftest import imap_login
 from .outside import RemoteServers, ip, outside_zone
 from .test_filtermail_postfix import (
-    PASSWORD, account, dkim_signed, eml, inbox, make_armored, running_relay, submit,
+    PASSWORD, account, dkim_signed, eml, inbox, make_armored, running_relay, send_port25,
+    submit,
 )
 
 pytestmark = pytest.mark.integration
@@ -199,8 +200,7 @@ def test_incoming_mail_is_stored_without_trace_and_signature_fields(relay, armor
     trace = (b"Authentication-Results: mx.sender.example; dkim=pass\r\n"
              b"Received: from [198.51.100.9] (client.isp.example) by mx.sender.example\r\n")
     sent = trace + dkim_signed(signer, message)
-    with smtplib.SMTP("127.0.0.1", relay.mail.ports["smtp"], timeout=60) as client:
-        assert client.sendmail("carol@sender.example", [bob], sent) == {}
+    assert send_port25(relay, "carol@sender.example", [bob], sent) == {}
     (delivered,) = inbox(relay, bob)
     assert delivered.endswith(message)  # what the sender signed is untouched
     headers, _ = split(delivered)

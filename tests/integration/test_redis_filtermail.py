@@ -42,6 +42,7 @@ class Filter:
             "filtermail": {
                 "outgoing": {"listen": f"tcp:{self.port}:interface=127.0.0.1",
                              "reinject": f"tcp:127.0.0.1:{sink_port}"},
+                "dkim": {"sign": None},  # this test is about the rate limit
                 "max_user_send_per_minute": 1, "max_user_send_burst_size": BURST}}))
         self.logfile = self.dir / "filtermail.log"
         with open(self.logfile, "ab") as log:

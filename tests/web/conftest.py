@@ -8,7 +8,6 @@ from twisted.internet.testing import StringTransport
 
 from chatmail_services.core.admission import Admission
 from chatmail_services.core.store import open_store
-from chatmail_services.core.store.registration import open_registration
 from chatmail_services.web.http import Front, make_site
 from chatmail_services.web.pages import Pages
 from chatmail_services.web.policy import NewAccounts, Throttle
@@ -32,8 +31,9 @@ class Web:
 
     def __init__(self, config, pool, hasher=lambda pw: "{PLAIN}" + pw, reactor=None):
         self.config = config
-        self.store = open_store(config).accounts  # the role the front is handed
-        self.registration = open_registration(config)
+        store = open_store(config)
+        self.store = store.accounts  # the roles the front is handed
+        self.registration = store.registration
         self.admission = Admission(config, self.registration, FixedProbe())
         self.accounts = NewAccounts(config, self.store, self.registration, self.admission,
                                     hasher=hasher, clock=lambda: 1_700_000_000)

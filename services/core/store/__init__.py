@@ -21,7 +21,7 @@ def open_store(config) -> Store:
     if config.storage == "files":
         from .files import open_files
 
-        return open_files(config.mailboxes_dir, config.mail_domain)
+        return open_files(config.mailboxes_dir, config.mail_domain, config.doveauth.uid)
     try:
         from .redis import open_redis
     except ImportError as e:

@@ -89,21 +89,7 @@ class Registration(abc.ABC):
     def return_invite(self, hashed: str) -> None:
         """Give back one use (the account it was counted for was not created)."""
 
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release connections and handles."""
-
 
 # Expired invites stay listable (and answer EXPIRED, not UNKNOWN) this long.
 KEEP_EXPIRED = 7 * 86400
 
-
-def open_registration(config) -> Registration:
-    """The registration role of the configured store (Redis imported only when used)."""
-    if config.storage == "files":
-        from .files.registration import FilesRegistration
-
-        return FilesRegistration.from_config(config)
-    from .redis.registration import RedisRegistration
-
-    return RedisRegistration.from_config(config)

@@ -4,6 +4,7 @@
     PushQueue   metadata (tokens, queue, notifier), chatmailctl (queue show)
     SendRate    filtermail outgoing
     Transfer    store/migrate.py (chatmailctl store migrate)
+    Registration  doveauth, the web front, chatmailctl (registration.py)
 
 `open_store(config)` returns a `Store`: one backend's roles over one shared
 state. Methods are synchronous and may block (disk, network); daemons call
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .pushitems import PendingNotification, PushItem
+from .registration import Registration
 
 
 class Accounts(abc.ABC):
@@ -170,6 +172,7 @@ class Store:
     push: PushQueue
     send_rate: SendRate
     transfer: Transfer
+    registration: Registration
     closer: Callable[[], None] = lambda: None
 
     def close(self) -> None:

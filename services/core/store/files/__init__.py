@@ -8,12 +8,14 @@ from .accounts import FilesAccounts
 from .layout import Layout
 from .push import FilesPushQueue, FilesTransfer
 from .queue import QueueDir
+from .registration import FilesRegistration
 
 __all__ = ["FilesAccounts", "FilesPushQueue", "FilesTransfer", "Layout", "open_files"]
 
 
-def open_files(mailboxes_dir, mail_domain: str) -> Store:
+def open_files(mailboxes_dir, mail_domain: str, owner: str = "vmail") -> Store:
     layout = Layout(mailboxes_dir, mail_domain)
     queue = QueueDir(layout)
     accounts, push = FilesAccounts(layout, queue), FilesPushQueue(layout, queue)
-    return Store("files", accounts, push, MemorySendRate(), FilesTransfer(accounts, push))
+    return Store("files", accounts, push, MemorySendRate(), FilesTransfer(accounts, push),
+                 FilesRegistration(mailboxes_dir, owner))

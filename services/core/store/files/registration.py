@@ -38,10 +38,6 @@ class FilesRegistration(Registration):
         self.invites = self.dir / "invites"
         self.owner = owner  # who gets a mailboxes_dir that root had to create
 
-    @classmethod
-    def from_config(cls, config) -> "FilesRegistration":
-        return cls(config.mailboxes_dir, config.doveauth.uid)
-
     # -- files -------------------------------------------------------------
     def _own(self, path: Path) -> None:
         if os.geteuid() == 0:
@@ -170,9 +166,6 @@ class FilesRegistration(Registration):
             if record is not None and record["left"] < record["uses"]:
                 record["left"] += 1
                 self._write(path, json.dumps(record).encode())
-
-    def close(self) -> None:
-        pass
 
 
 def _invite(hashed: str, record: dict) -> Invite:

@@ -8,6 +8,7 @@ from ..roles import Store
 from .accounts import RedisAccounts
 from .client import RedisConn, connection_pool, last_login_ttl
 from .push import RedisPushQueue, RedisTransfer
+from .registration import RedisRegistration
 from .sendrate import RedisSendRate
 
 __all__ = ["RedisAccounts", "RedisConn", "RedisPushQueue", "RedisSendRate", "RedisTransfer",
@@ -21,4 +22,5 @@ def open_redis(config) -> Store:
                              config.mailboxes_dir)
     push = RedisPushQueue(conn)
     return Store("redis", accounts, push, RedisSendRate(conn),
-                 RedisTransfer(accounts, push), conn.close)
+                 RedisTransfer(accounts, push), RedisRegistration(client, conn.keys.prefix),
+                 conn.close)

@@ -16,7 +16,7 @@ from typing import List
 import redis
 
 from ..errors import StoreError, StoreUnavailable
-from .client import connection_pool, default_prefix, glob_escape
+from .client import glob_escape
 from ..registration import (
     ID_LENGTH, KEEP_EXPIRED, Invite, InviteUse, Registration, check_mode,
 )
@@ -49,11 +49,6 @@ class RedisRegistration(Registration):
         self.prefix = prefix
         self._use = client.register_script(USE_INVITE)
         self._return = client.register_script(RETURN_INVITE)
-
-    @classmethod
-    def from_config(cls, config) -> "RedisRegistration":
-        client = redis.Redis(connection_pool=connection_pool(config))
-        return cls(client, config.redis.key_prefix or default_prefix(config.mail_domain))
 
     @contextmanager
     def _redis(self):
@@ -121,6 +116,3 @@ class RedisRegistration(Registration):
     def return_invite(self, hashed: str) -> None:
         with self._redis():
             self._return(keys=[self._invite_key(hashed)])
-
-    def close(self) -> None:
-        self.client.connection_pool.disconnect()
