@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
 from ..core.failures import Refused
+from ..core.logsafe import REPEATED
 from ..core.metrics import timed
 from ..core.store import Accounts, StoreError
 from .policy import login_day
@@ -54,7 +55,8 @@ class LastLoginDict(DictHandler):
         for change in changes:
             addr = self._addr(change.key)
             if change.op != "set" or addr is None:
-                self.log.warn("ignored {op} of a key that is not a last-login record",
+                REPEATED.warn(self.log, "lastlogin_ignored_change",
+                              "ignored {op} of a key that is not a last-login record",
                               op=change.op)
                 continue
             day = login_day(change.value)

@@ -300,3 +300,23 @@ def test_after_queue_encrypted_mail_is_delivered(after_queue_relay, armored):
     assert submit(relay, alice, alice, [bob], message) == {}
     (delivered,) = inbox(relay, bob)
     assert delivered.endswith(message)
+
+
+def test_port_25_recipient_too_long_for_a_mailbox_is_refused_for_good(relay, sender_domain,
+                                                                      armored):
+    signer, _ = sender_domain
+    long_rcpt = "a" * 300 + "@" + relay.mail_domain
+    message = eml("encrypted", "carol@sender.example", long_rcpt, armored)
+    # Postfix passes the filter's RCPT reply on at RCPT, or at the end of DATA when
+    # it hands the filter the whole envelope then (smtpd_proxy_options = speed_adjust)
+    try:
+        send_port25(relay, "carol@sender.example", [long_rcpt], dkim_signed(signer, message))
+    except smtplib.SMTPRecipientsRefused as refused:
+        ((code, text),) = refused.recipients.values()
+    except smtplib.SMTPDataError as refused:
+        code, text = refused.smtp_code, refused.smtp_error
+    else:
+        pytest.fail("accepted")
+    assert (code, text) == (550, b"5.1.1 Recipient address rejected: too long for a mailbox name")
+    log = (relay.base / "filtermail-incoming.log").read_text()
+    assert "Traceback" not in log and "critical" not in log

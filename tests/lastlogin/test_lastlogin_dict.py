@@ -4,6 +4,7 @@ import os
 
 import pytest
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 
 from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.core.days import day_of
@@ -34,7 +35,7 @@ def lastlogin(make_config, inline_pool):
             return out
 
     c = Client()
-    c.store, c.config = store, config
+    c.store, c.config, c.proto = store, config, proto
     return c
 
 
@@ -88,3 +89,14 @@ def test_a_store_failure_is_f_with_a_fixed_text_never_the_stores(lastlogin, new_
     assert lastlogin.login(addr, T0) == "F1\ttemporary failure, try again later\n"
     assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == \
         "Ftemporary failure, try again later\n"
+
+
+def test_an_address_too_long_for_a_file_name_is_not_found_and_not_recorded(lastlogin,
+                                                                          monkeypatch):
+    events = []
+    monkeypatch.setattr(lastlogin.proto, "log", Logger(observer=events.append))
+    os.makedirs(lastlogin.config.mailboxes_dir, exist_ok=True)  # as on a relay
+    addr = "a" * 300 + "@" + lastlogin.config.mail_domain
+    assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == "N\n"
+    assert lastlogin.login(addr, T0) == "O1\n"  # ignored, like any key that is no record
+    assert events == []
