@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
+BIN = Path(sys.executable).parent.resolve()
 CONF = REPO / "conf"
 SELECTOR = "dkim"
 FILTER_PORTS = (10080, 10081, 10025, 10026)

@@ -11,6 +11,10 @@ conf/ into a state directory, replacing only the install paths:
 then starts the daemons (as user vmail, like the systemd units) and Debian's
 Dovecot (its own base_dir, log file and loopback ports; no system config is
 touched). Not installed with the package: a development and test tool.
+
+The daemons import this checkout's code from a copy in <dir>/code (through
+PYTHONPATH), so they run from any checkout location, even one that vmail
+cannot enter, such as a clone in /root.
 """
 
 import argparse
@@ -28,7 +32,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
-BIN = Path(sys.executable).parent
+# resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
+BIN = Path(sys.executable).parent.resolve()
 
 
 def free_port() -> int:
@@ -46,6 +51,16 @@ def wait_for(check, what: str, timeout: float = 20.0, proc=None) -> None:
             raise RuntimeError(f"{what}: process exited with {proc.returncode}")
         time.sleep(0.05)
     raise RuntimeError(f"{what}: not ready after {timeout}s")
+
+
+def copy_code(dest: Path) -> None:
+    """Copy services/ to dest/chatmail_services, readable by everyone."""
+    target = dest / "chatmail_services"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(REPO / "services", target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def port_open(port: int) -> bool:
@@ -66,6 +81,7 @@ class LocalRelay:
         self.nocreate = self.base / "chatmail-nocreate"
         self.config_path = self.base / "chatmail.yaml"
         self.dovecot_dir = self.base / "dovecot"
+        self.code_dir = self.base / "code"
         self.procs = {}
         self.vmail = pwd.getpwnam("vmail")
         # "before" or "after": Postfix with filtermail wired in that mode (local_postfix.py)
@@ -107,6 +123,7 @@ class LocalRelay:
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, self.vmail.pw_uid, self.vmail.pw_gid)
         self.base.chmod(0o755)
+        copy_code(self.code_dir)
         self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
         self.dovecot_dir.mkdir(exist_ok=True)
         for name in ("chatmail-auth.conf.ext", "90-chatmail.conf",
@@ -158,15 +175,19 @@ service anvil {{
         cmd = [str(BIN / f"chatmail-{name}"), "--config", str(self.config_path),
                "--log-level", "debug", *extra]
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, user="vmail", group="vmail",
-                                extra_groups=[], cwd=self.base)
+                                extra_groups=[], cwd=self.base, env=self.daemon_env())
         self.procs[name] = proc
         socket_path = self.run_dir / f"{name}.socket"
         wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
         return proc
 
+    def daemon_env(self) -> dict:
+        """The environment of a daemon run as vmail: the readable copy of the code first."""
+        return dict(os.environ, PYTHONPATH=str(self.code_dir))
+
     def start_process(self, name: str, cmd, user=None):
         log = open(self.base / f"{name}.log", "ab")
-        kwargs = dict(user=user, group=user, extra_groups=[]) if user else {}
+        kwargs = dict(user=user, group=user, extra_groups=[], env=self.daemon_env()) if user else {}
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, **kwargs)
         self.procs[name] = proc
         return proc
