@@ -219,6 +219,8 @@ def _expands(value, config) -> bool:
 def _endpoints(config):
     fm = config.filtermail
     yield "doveauth.listen", config.doveauth.listen
+    if config.doveauth.http_listen is not None:
+        yield "doveauth.http_listen", config.doveauth.http_listen
     yield "lastlogin.listen", config.lastlogin.listen
     yield "metadata.listen", config.metadata.listen
     yield "filtermail.outgoing.listen", fm.outgoing.listen

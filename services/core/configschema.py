@@ -42,6 +42,8 @@ def _check_endpoint(value: str) -> None:
 @dataclass(frozen=True)
 class DoveauthConfig:
     listen: str = "unix:/run/chatmail/doveauth.socket:mode=660"
+    # Dovecot 2.4's Lua passdb/userdb (HTTP front-end); None = off.
+    http_listen: typing.Optional[str] = None
     metrics: typing.Optional[str] = None
     username_min_length: int = 9
     username_max_length: int = 9
