@@ -1,7 +1,8 @@
 """The mail part of the local relay: Debian's Postfix, filtermail, a DNS server.
 
 Renders conf/postfix/ (before-queue `master.cf` or `master-after-queue.cf`)
-and conf/dovecot/91-chatmail-postfix.conf into the relay directory,
+and 91-chatmail-postfix.conf of the relay's Dovecot snippet set (conf/dovecot/
+or conf/dovecot24/) into the relay directory,
 replacing only install paths and ports:
 
     /etc/postfix/        -> <dir>/postfix/etc/      (Postfix's config_directory)
@@ -80,7 +81,7 @@ class PostfixPart:
         (self.etc / "master.cf").write_text(self.master_cf())
         shutil.copy(CONF / "postfix/chatmail-login-map", self.etc / "chatmail-login-map")
         (self.relay.dovecot_dir / "91-chatmail-postfix.conf").write_text(
-            self.replace_paths_and_ports((CONF / "dovecot/91-chatmail-postfix.conf").read_text()))
+            self.replace_paths_and_ports(self.relay.render_conf("91-chatmail-postfix.conf")))
         self.make_tls_certificate()
         self.make_dkim_key()
         # creates the queue's subdirectories, where Dovecot puts its sockets

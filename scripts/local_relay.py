@@ -5,8 +5,10 @@ tests, so what operators copy from conf/ is what is tested. It renders
 conf/ into a state directory, replacing only the install paths:
 
     /run/chatmail/                         -> <dir>/run/
-    /etc/dovecot/chatmail-auth.conf.ext    -> <dir>/dovecot/chatmail-auth.conf.ext
-    /etc/dovecot/chatmail-push.lua         -> <dir>/dovecot/chatmail-push.lua
+    /etc/dovecot/chatmail-*                -> <dir>/dovecot/chatmail-*
+
+The installed Dovecot picks the snippet set (`snippet_set()`): conf/dovecot/
+for Dovecot 2.3 (Debian 12), conf/dovecot24/ for Dovecot 2.4 (Debian 13).
 
 then starts the daemons (as user vmail, like the systemd units) and Debian's
 Dovecot (its own base_dir, log file and loopback ports; no system config is
@@ -20,6 +22,7 @@ cannot enter, such as a clone in /root.
 import argparse
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -53,6 +56,30 @@ def wait_for(check, what: str, timeout: float = 20.0, proc=None) -> None:
     raise RuntimeError(f"{what}: not ready after {timeout}s")
 
 
+def dovecot_version() -> tuple:
+    """(major, minor) of the installed Dovecot, e.g. (2, 3) or (2, 4)."""
+    out = subprocess.run(["dovecot", "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    match = re.match(r"(\d+)\.(\d+)", out)
+    if not match:
+        raise RuntimeError(f"dovecot --version: cannot read {out.strip()!r}")
+    return int(match[1]), int(match[2])
+
+
+def snippet_set(version: tuple) -> tuple:
+    """The one choice by release: (conf/ folder, its files) for this Dovecot.
+
+    Dovecot 2.4 (Debian 13) has no dict passdb and new setting names, so it
+    takes conf/dovecot24/ (docs/debian13.md maps it to conf/dovecot/); the
+    push script is the same file for both.
+    """
+    if version >= (2, 4):
+        return "dovecot24", ("chatmail-auth.lua", "90-chatmail.conf",
+                             "91-chatmail-metadata.conf", "../dovecot/chatmail-push.lua")
+    return "dovecot", ("chatmail-auth.conf.ext", "90-chatmail.conf",
+                       "91-chatmail-metadata.conf", "chatmail-push.lua")
+
+
 def copy_code(dest: Path) -> None:
     """Copy services/ to dest/chatmail_services, readable by everyone."""
     target = dest / "chatmail_services"
@@ -82,6 +109,8 @@ class LocalRelay:
         self.config_path = self.base / "chatmail.yaml"
         self.dovecot_dir = self.base / "dovecot"
         self.code_dir = self.base / "code"
+        self.dovecot_version = dovecot_version()
+        self.conf_set, self.conf_files = snippet_set(self.dovecot_version)
         self.procs = {}
         self.vmail = pwd.getpwnam("vmail")
         # "before" or "after": Postfix with filtermail wired in that mode (local_postfix.py)
@@ -93,19 +122,20 @@ class LocalRelay:
 
     # -- rendering ---------------------------------------------------------
     def render_conf(self, name: str) -> str:
-        text = (CONF / name).read_text()
+        """A file of this Dovecot's snippet set, with the install paths replaced."""
+        text = (CONF / self.conf_set / name).read_text()
         return (text.replace("/run/chatmail/", f"{self.run_dir}/")
-                .replace("/etc/dovecot/chatmail-auth.conf.ext",
-                         f"{self.dovecot_dir}/chatmail-auth.conf.ext")
-                .replace("/etc/dovecot/chatmail-push.lua",
-                         f"{self.dovecot_dir}/chatmail-push.lua"))
+                .replace("/etc/dovecot/chatmail-", f"{self.dovecot_dir}/chatmail-"))
 
     def config_data(self) -> dict:
         data = {
             "mail_domain": self.mail_domain,
             "mailboxes_dir": str(self.mailboxes),
             "doveauth": {"listen": f"unix:{self.run_dir}/doveauth.socket:mode=660",
-                         "nocreate_file": str(self.nocreate)},
+                         "http_listen": f"unix:{self.run_dir}/doveauth-http.socket:mode=660",
+                         "nocreate_file": str(self.nocreate),
+                         # a busy build machine's load says nothing about this relay
+                         "max_load_1m": 1000},
             "lastlogin": {"listen": f"unix:{self.run_dir}/lastlogin.socket:mode=660"},
             "metadata": {"listen": f"unix:{self.run_dir}/metadata.socket:mode=660"},
         }
@@ -126,28 +156,33 @@ class LocalRelay:
         copy_code(self.code_dir)
         self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
         self.dovecot_dir.mkdir(exist_ok=True)
-        for name in ("chatmail-auth.conf.ext", "90-chatmail.conf",
-                     "91-chatmail-metadata.conf", "chatmail-push.lua"):
-            (self.dovecot_dir / name).write_text(self.render_conf(f"dovecot/{name}"))
+        for name in self.conf_files:
+            (self.dovecot_dir / Path(name).name).write_text(self.render_conf(name))
         (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
         if self.mail:
             self.mail.render()
 
     def dovecot_main_conf(self) -> str:
         d = self.dovecot_dir
-        return f"""# local relay: Debian's Dovecot on loopback, with conf/dovecot snippets
+        # 2.4 wants its version lines first, renamed disable_plaintext_auth,
+        # and no listener `address` (the global `listen` covers it).
+        if self.dovecot_version >= (2, 4):
+            head = ("dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n",
+                    "auth_allow_cleartext = yes", "")
+        else:
+            head = ("", "disable_plaintext_auth = no", "    address = 127.0.0.1\n")
+        return f"""{head[0]}# local relay: Debian's Dovecot on loopback, with conf/{self.conf_set} snippets
 base_dir = {d}/base
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
 ssl = no
-disable_plaintext_auth = no
+{head[1]}
 auth_failure_delay = 0
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.imap_port}
+{head[2]}    port = {self.imap_port}
   }}
   inet_listener imaps {{
     port = 0
@@ -155,8 +190,7 @@ service imap-login {{
 }}
 service lmtp {{
   inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {self.lmtp_port}
+{head[2]}    port = {self.lmtp_port}
   }}
 }}
 service anvil {{
@@ -169,16 +203,21 @@ service anvil {{
 """ + (f"!include {d}/91-chatmail-postfix.conf\n" if self.mail else "")
 
     # -- processes ---------------------------------------------------------
+    def sockets(self, name: str) -> list:
+        extra = ["doveauth-http"] if name == "doveauth" else []
+        return [self.run_dir / f"{s}.socket" for s in [name, *extra]]
+
     def start_daemon(self, name: str, *extra):
-        (self.run_dir / f"{name}.socket").unlink(missing_ok=True)  # left by a killed daemon
+        for path in self.sockets(name):
+            path.unlink(missing_ok=True)  # left by a killed daemon
         log = open(self.base / f"{name}.log", "ab")
         cmd = [str(BIN / f"chatmail-{name}"), "--config", str(self.config_path),
                "--log-level", "debug", *extra]
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, user="vmail", group="vmail",
                                 extra_groups=[], cwd=self.base, env=self.daemon_env())
         self.procs[name] = proc
-        socket_path = self.run_dir / f"{name}.socket"
-        wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
+        for path in self.sockets(name):
+            wait_for(path.exists, f"chatmail-{name}", proc=proc)
         return proc
 
     def daemon_env(self) -> dict:
@@ -202,7 +241,6 @@ service anvil {{
         proc.wait(timeout=10)
         self.overrides = overrides
         self.config_path.write_text(yaml.safe_dump(self.config_data(), sort_keys=False))
-        (self.run_dir / f"{name}.socket").unlink(missing_ok=True)
         return self.start_daemon(name)
 
     def start_dovecot(self):
