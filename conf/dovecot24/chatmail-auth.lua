@@ -68,25 +68,29 @@ local function failure(status, payload)
   return "doveauth: " .. status .. " " .. (payload or ""):gsub("%s+$", "")
 end
 
+-- 200 -> ok with the fields, 404 -> unknown, anything else -> internal failure
+local function answer(status, payload, ok, unknown, internal)
+  if status == 200 then
+    return ok, fields(payload)
+  elseif status == 404 then
+    return unknown, ""
+  end
+  return internal, failure(status, payload)
+end
+
 function auth_passdb_lookup(req)
   local body = dovecot.tabescape(req.user) .. "\t" .. dovecot.tabescape(req.password or "")
   local status, payload = ask("POST", "/passdb", body)
-  if status == 200 then
-    return dovecot.auth.PASSDB_RESULT_OK, fields(payload)
-  elseif status == 404 then
-    return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, ""
-  end
-  return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, failure(status, payload)
+  local a = dovecot.auth
+  return answer(status, payload, a.PASSDB_RESULT_OK, a.PASSDB_RESULT_USER_UNKNOWN,
+                a.PASSDB_RESULT_INTERNAL_FAILURE)
 end
 
 function auth_userdb_lookup(req)
   local status, payload = ask("POST", "/userdb", dovecot.tabescape(req.user))
-  if status == 200 then
-    return dovecot.auth.USERDB_RESULT_OK, fields(payload)
-  elseif status == 404 then
-    return dovecot.auth.USERDB_RESULT_USER_UNKNOWN, ""
-  end
-  return dovecot.auth.USERDB_RESULT_INTERNAL_FAILURE, failure(status, payload)
+  local a = dovecot.auth
+  return answer(status, payload, a.USERDB_RESULT_OK, a.USERDB_RESULT_USER_UNKNOWN,
+                a.USERDB_RESULT_INTERNAL_FAILURE)
 end
 
 -- `doveadm user '*'`: every account
