@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load generator for Dovecot dict protocol servers (doveauth, lastlogin, ...).
 
-It speaks only the wire protocol (DESIGN.md section 4) over a UNIX socket or
+It speaks only the wire protocol (docs/dict-protocol.md) over a UNIX socket or
 ``tcp:HOST:PORT``, so the same numbers can be taken from our daemons and from
 any other implementation. One asyncio process drives up to a few hundred
 connections; with ``--pid`` it also reads the daemon's CPU time and memory

@@ -1,6 +1,6 @@
 """A small asyncio client for the Dovecot dict protocol, for load generation.
 
-It speaks only the wire protocol (DESIGN.md section 4; Dovecot 2.3's
+It speaks only the wire protocol (docs/dict-protocol.md; Dovecot 2.3's
 ``src/lib-dict/dict-client.c`` is the peer it imitates), so it can drive any
 implementation's socket: ours, the reference chatmaild daemons, or a stub.
 

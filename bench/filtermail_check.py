@@ -3,7 +3,8 @@
 Builds a ~25 MB RFC 3156 message (GnuPG-encrypted random data, or a
 hand-made SEIPD cut into 1-octet partial chunks, the worst case for the
 packet walk), then judges it with ``outgoing_verdict`` several times and
-reports the best wall time and the tracemalloc peak of one extra run.
+reports the best wall time and the tracemalloc peak of one extra run (each
+run parses the message into a ``Mail`` first, as filtermail does after DATA).
 
     .venv/bin/python bench/filtermail_check.py [--size MB] [--worst-case]
 
@@ -18,7 +19,9 @@ import tempfile
 import time
 import tracemalloc
 
-from chatmail_services.filtermail.verdicts import outgoing_verdict
+from chatmail_services.filtermail.mail import Envelope, Mail
+from chatmail_services.filtermail.policy import Outgoing, outgoing_verdict
+from chatmail_services.filtermail.smtp import reply_for
 
 SENDER, RCPT = "alice@chat.example.org", "bob@example.net"
 BOUNDARY = "YFrteb74qSXmggbOxZL9dRnhymywAi"
@@ -57,8 +60,11 @@ def rfc3156(armored: bytes) -> bytes:
     return head.encode() + armored + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
+POLICY = Outgoing.of("chat.example.org")
+
+
 def judge(message):
-    return outgoing_verdict(SENDER, [RCPT], message, mail_domain="chat.example.org")
+    return outgoing_verdict(Mail(Envelope(SENDER, rcpts=[(RCPT, ())]), message), POLICY)
 
 
 def main():
@@ -81,8 +87,10 @@ def main():
     judge(message)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"message {len(message) / 2**20:.1f} MiB, verdict {verdict.reply!r} "
-          f"({verdict.reason}{': ' + verdict.detail if verdict.detail else ''})")
+    answer = str(reply_for(verdict)) if hasattr(verdict, "text") else "accepted"
+    detail = getattr(verdict, "text", "")
+    print(f"message {len(message) / 2**20:.1f} MiB, verdict {answer!r} "
+          f"({verdict.reason}{': ' + detail if detail else ''})")
     print(f"best of {args.runs}: {min(timings) * 1000:.0f} ms, "
           f"peak allocated during one verdict: {peak / 2**20:.1f} MiB")
 

@@ -1,7 +1,7 @@
 """Dict workloads for ``dictload.py``: what each request asks, built without I/O.
 
-Keys follow what Dovecot 2.3 sends to the chatmail daemons (DESIGN.md
-section 4): ``shared/passdb/<%E password>"<%E user>`` and
+Keys follow what Dovecot 2.3 sends to the chatmail daemons
+(docs/dict-protocol.md): ``shared/passdb/<%E password>"<%E user>`` and
 ``shared/userdb/<user>`` to doveauth (dict name ``auth``),
 ``shared/last-login/<user>`` in a transaction to lastlogin, and
 ``priv/<guid>/devicetoken`` / ``priv/<guid>/messagenew`` (IMAP METADATA

@@ -1,7 +1,9 @@
 """The relay configuration: YAML (or a legacy chatmail.ini) -> one frozen object.
 
-The schema (every key and default) is in configschema.py and documented in
-conf/chatmail.yaml. `load_config()` is called once in each
+The schema (every key with its default, bound and legacy ini name) is in
+configschema.py and documented in conf/chatmail.yaml; this module reads a
+file into it and checks every value against its declared bound, then the few
+rules that relate two keys. `load_config()` is called once in each
 daemon's `main()` and the result is passed down, never stored globally.
 
 Errors are `ConfigError("<file>: <key.path>: <problem>")`, one line, so a
@@ -24,6 +26,7 @@ from .configschema import (  # noqa: F401
     DkimSign,
     DoveauthConfig,
     ENDPOINT_KINDS,
+    Endpoint,
     ExpireConfig,
     FilterDirection,
     FiltermailConfig,
@@ -33,14 +36,13 @@ from .configschema import (  # noqa: F401
     ServerKey,
     Size,
     _check_endpoint,
+    bound_problem,
     parse_size,
 )
 
 
 class ConfigError(Exception):
     """A config file that cannot be used; str() is the one-line message."""
-
-
 
 
 # Keys that are set by the loader, never read from a file.
@@ -65,25 +67,43 @@ def _convert(tp, value, keypath):
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {type(value).__name__}")
         return tuple(_convert(str, v, f"{keypath}[{i}]") for i, v in enumerate(value))
-    if tp is Size:
-        return parse_size(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise ValueError(f"expected a string, got {type(value).__name__}")
-        return str(value)
-    raise TypeError(f"no converter for {tp!r}")  # a bug in the schema, not in the file
+    if tp not in _SCALARS:
+        raise TypeError(f"no converter for {tp!r}")  # a bug in the schema, not in the file
+    return _SCALARS[tp](value)
+
+
+def _bool(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return value
+
+
+def _float(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _str(value) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _endpoint(value) -> Endpoint:
+    value = _str(value)
+    _check_endpoint(value)
+    return value
+
+
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, Size: parse_size,
+            Endpoint: _endpoint}
 
 
 def _convert_mapping(tp, value, keypath, default=types.MappingProxyType({})):
@@ -138,61 +158,34 @@ def _join(prefix, name):
 
 
 def _validate(config: Config) -> None:
-    """Cross-field checks: values that are well-typed but impossible."""
-    da = config.doveauth
-    checks = [
-        ("mail_domain", re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", config.mail_domain),
-         "must be a lower-case domain name"),
-        ("doveauth.username_min_length", da.username_min_length >= 1, "must be at least 1"),
-        ("doveauth.username_min_length", da.username_min_length <= da.username_max_length,
-         f"must not exceed doveauth.username_max_length ({da.username_max_length})"),
-        ("doveauth.password_min_length", da.password_min_length >= 1, "must be at least 1"),
-        ("doveauth.threads", 1 <= da.threads <= 64, "must be between 1 and 64"),
-        ("doveauth.create_threads", 1 <= da.create_threads <= 64, "must be between 1 and 64"),
-        ("max_message_size", config.max_message_size > 0, "must be positive"),
-        ("storage", config.storage == "files" or re.match(r"^rediss?://", config.storage),
-         "must be 'files' or a redis:// or rediss:// URL"),
-        ("redis.socket_timeout", 0 < config.redis.socket_timeout <= 60,
-         "must be more than 0 and at most 60 seconds"),
-        ("filtermail.max_user_send_per_minute", config.filtermail.max_user_send_per_minute > 0,
-         "must be positive"),
-        ("filtermail.max_user_send_burst_size", config.filtermail.max_user_send_burst_size > 0,
-         "must be positive"),
-        *((f"expire.{key}", getattr(config.expire, key) >= 1, "must be at least 1 (days)")
-          for key in ("delete_inactive_users_after", "delete_mails_after", "delete_large_after")),
-        ("filtermail.reinject_timeout", config.filtermail.reinject_timeout > 0,
-         "must be positive"),
-        ("filtermail.threads", 1 <= config.filtermail.threads <= 64,
-         "must be between 1 and 64"),
-        ("filtermail.dkim.dns_timeout", config.filtermail.dkim.dns_timeout > 0,
-         "must be positive"),
-    ]
-    for key, ok, problem in checks + _metadata_checks(config):
-        if not ok:
-            raise _KeyError(key, problem)
-    for key, value in _endpoints(config):
-        try:
-            _check_endpoint(value)
-        except ValueError as e:
-            raise _KeyError(key, str(e)) from None
-
-
-def _metadata_checks(config):
+    """Every value within its declared bound, then the rules relating two keys."""
+    _check_bounds(config, "")
     md = config.metadata
     checks = [
-        ("metadata.notify_timeout", md.notify_timeout > 0, "must be positive"),
-        ("metadata.notify_concurrency", 1 <= md.notify_concurrency <= 256,
-         "must be between 1 and 256"),
-        ("metadata.notify_deadline", md.notify_deadline > 0, "must be positive"),
-        ("metadata.notify_retry_min", 0 < md.notify_retry_min <= md.notify_retry_max,
+        ("doveauth.username_min_length",
+         config.doveauth.username_min_length <= config.doveauth.username_max_length,
+         f"must not exceed doveauth.username_max_length ({config.doveauth.username_max_length})"),
+        ("metadata.notify_retry_min", md.notify_retry_min <= md.notify_retry_max,
          "must be positive and not exceed metadata.notify_retry_max"),
-        ("metadata.token_max_age_days", md.token_max_age_days >= 1, "must be at least 1"),
-        ("metadata.max_tokens", md.max_tokens >= 1, "must be at least 1"),
-        ("metadata.max_token_length", 1 <= md.max_token_length <= 16384,
-         "must be between 1 and 16384"),
-        ("metadata.threads", 1 <= md.threads <= 64, "must be between 1 and 64"),
     ]
-    for name, key in md.server_keys.items():
+    for key, ok, problem in checks + _server_key_checks(config):
+        if not ok:
+            raise _KeyError(key, problem)
+
+
+def _check_bounds(section, prefix) -> None:
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        keypath = _join(prefix, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_bounds(value, keypath)
+        elif value is not None and (problem := bound_problem(f.metadata, value)):
+            raise _KeyError(keypath, problem)
+
+
+def _server_key_checks(config):
+    checks = []
+    for name, key in config.metadata.server_keys.items():
         where = f"metadata.server_keys.{name}"
         checks.append((where, (key.value is None) != (key.file is None),
                        "needs exactly one of value or file"))
@@ -214,25 +207,6 @@ def _expands(value, config) -> bool:
     except (KeyError, IndexError, ValueError, AttributeError):
         return False
     return True
-
-
-def _endpoints(config):
-    fm = config.filtermail
-    yield "doveauth.listen", config.doveauth.listen
-    if config.doveauth.http_listen is not None:
-        yield "doveauth.http_listen", config.doveauth.http_listen
-    yield "lastlogin.listen", config.lastlogin.listen
-    yield "metadata.listen", config.metadata.listen
-    yield "filtermail.outgoing.listen", fm.outgoing.listen
-    yield "filtermail.incoming.listen", fm.incoming.listen
-    for direction in ("outgoing", "incoming"):
-        metrics = getattr(fm, direction).metrics
-        if metrics is not None:
-            yield f"filtermail.{direction}.metrics", metrics
-    for section in ("doveauth", "lastlogin", "metadata", "filtermail"):
-        metrics = getattr(config, section).metrics
-        if metrics is not None:
-            yield f"{section}.metrics", metrics
 
 
 def config_from_dict(data: dict, path: str = "<config>", warnings=()) -> Config:

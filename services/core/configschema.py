@@ -1,17 +1,28 @@
-"""The configuration schema: one frozen dataclass per section, every default here.
+"""The configuration schema: every key declared once, with all it needs.
 
-conf/chatmail.yaml documents each key with these defaults (a test loads it);
-config.py reads a file into these classes and validates the result.
+A key is a dataclass field; `key()` gives it its default and, in the field's
+metadata, its bound (`at_least`, `at_most`, `above`, or a `pattern`) and its
+legacy chatmail.ini name (`ini`). config.py derives the validation from the
+bounds and legacyini.py the ini mapping from the names; conf/chatmail.yaml
+documents every key with these defaults (tests/core/test_config.py checks
+that none is missing there and that every documented value is the default).
+Checks that relate two keys (a minimum not above its maximum) are config.py's.
 """
 
+import dataclasses
+import re
 import types
 import typing
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+
 class Size(int):
     """A byte count written as `500M`, `1G`, `200K` or a plain number (binary units, as Dovecot)."""
+
+
+class Endpoint(str):
+    """A Twisted server endpoint string, e.g. `unix:/run/x.socket:mode=660`."""
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
@@ -39,29 +50,71 @@ def _check_endpoint(value: str) -> None:
         )
 
 
+def key(default=dataclasses.MISSING, *, ini=None, unit="", **bound):
+    """A config key: its default, its legacy ini name, its bound.
+
+    `bound` is any of `at_least`, `at_most`, `above` (exclusive) or
+    `pattern` with `problem` (the value must match the whole pattern).
+    `ini` is the chatmail.ini [params] name, or for a section the mapping
+    `{sub_key: (ini_name, template)}` whose template makes a port an endpoint.
+    """
+    meta = dict(bound, unit=unit)
+    if ini is not None:
+        meta["ini"] = ini
+    return field(default=default, metadata=meta)
+
+
+def bound_problem(meta, value) -> typing.Optional[str]:
+    """What is wrong with `value` under its key's declared bound, or None."""
+    lo, hi, above = meta.get("at_least"), meta.get("at_most"), meta.get("above")
+    unit = meta.get("unit", "")
+    if "pattern" in meta:
+        return None if re.fullmatch(meta["pattern"], value, re.DOTALL) else meta["problem"]
+    if above is not None and hi is not None:
+        ok, problem = above < value <= hi, f"must be more than {above} and at most {hi} {unit}"
+    elif above is not None:
+        ok, problem = value > above, "must be positive" if above == 0 else f"must exceed {above}"
+    elif lo is not None and hi is not None:
+        ok, problem = lo <= value <= hi, f"must be between {lo} and {hi}"
+    elif lo is not None:
+        ok, problem = value >= lo, f"must be at least {lo}" + (f" ({unit})" if unit else "")
+    else:
+        return None
+    return None if ok else problem.strip()
+
+
+def _threads(default):
+    return key(default, at_least=1, at_most=64)
+
+
+_DAYS = dict(at_least=1, unit="days")
+_OUT = "tcp:{}:interface=127.0.0.1"  # a legacy listen port as an endpoint
+_TO = "tcp:127.0.0.1:{}"  # a legacy reinject port as an endpoint
+
+
 @dataclass(frozen=True)
 class DoveauthConfig:
-    listen: str = "unix:/run/chatmail/doveauth.socket:mode=660"
+    listen: Endpoint = "unix:/run/chatmail/doveauth.socket:mode=660"
     # Dovecot 2.4's Lua passdb/userdb (HTTP front-end); None = off.
-    http_listen: typing.Optional[str] = None
-    metrics: typing.Optional[str] = None
-    username_min_length: int = 9
-    username_max_length: int = 9
-    password_min_length: int = 9
+    http_listen: typing.Optional[Endpoint] = None
+    metrics: typing.Optional[Endpoint] = None
+    username_min_length: int = key(9, ini="username_min_length", at_least=1)
+    username_max_length: int = key(9, ini="username_max_length")
+    password_min_length: int = key(9, ini="password_min_length", at_least=1)
     nocreate_file: str = "/etc/chatmail-nocreate"
     max_load_1m: float = 5.0
     min_available_memory: Size = Size(200 << 20)
     min_free_disk_space: Size = Size(1 << 30)
     uid: str = "vmail"
     gid: str = "vmail"
-    threads: int = 4
-    create_threads: int = 1
+    threads: int = _threads(4)
+    create_threads: int = _threads(1)
 
 
 @dataclass(frozen=True)
 class LastloginConfig:
-    listen: str = "unix:/run/chatmail/lastlogin.socket:mode=660"
-    metrics: typing.Optional[str] = None
+    listen: Endpoint = "unix:/run/chatmail/lastlogin.socket:mode=660"
+    metrics: typing.Optional[Endpoint] = None
 
 
 @dataclass(frozen=True)
@@ -85,28 +138,31 @@ DEFAULT_SERVER_KEYS = types.MappingProxyType({
 
 @dataclass(frozen=True)
 class MetadataConfig:
-    listen: str = "unix:/run/chatmail/metadata.socket:mode=660"
-    metrics: typing.Optional[str] = None
+    listen: Endpoint = "unix:/run/chatmail/metadata.socket:mode=660"
+    metrics: typing.Optional[Endpoint] = None
     notify_url: str = "https://notifications.delta.chat/notify"
     notify_ca_file: typing.Optional[str] = None
-    notify_timeout: float = 30.0
-    notify_concurrency: int = 8
-    notify_deadline: int = 5 * 3600
-    notify_retry_min: float = 4.0
+    notify_timeout: float = key(30.0, above=0)
+    notify_concurrency: int = key(8, at_least=1, at_most=256)
+    notify_deadline: int = key(5 * 3600, above=0)
+    notify_retry_min: float = key(4.0, above=0)
     notify_retry_max: float = 1800.0
-    token_max_age_days: int = 90
-    max_tokens: int = 16
-    max_token_length: int = 4096
-    threads: int = 4
+    token_max_age_days: int = key(90, at_least=1)
+    max_tokens: int = key(16, at_least=1)
+    max_token_length: int = key(4096, at_least=1, at_most=16384)
+    threads: int = _threads(4)
     server_keys: typing.Mapping[str, typing.Optional[ServerKey]] = field(
-        default_factory=lambda: DEFAULT_SERVER_KEYS)
+        default_factory=lambda: DEFAULT_SERVER_KEYS, metadata={"ini": {
+            "iroh_relay": ("irohrelay.value", "{}", str),
+            "turn_socket_path": ("turn.turn_socket", "{}", str),
+        }})
 
 
 @dataclass(frozen=True)
 class FilterDirection:
-    listen: str
+    listen: Endpoint
     reinject: str
-    metrics: typing.Optional[str] = None
+    metrics: typing.Optional[Endpoint] = None
 
 
 @dataclass(frozen=True)
@@ -122,32 +178,34 @@ class DkimConfig:
     verify: bool = True
     nameservers: typing.Tuple[str, ...] = ()
     sign: typing.Optional[DkimSign] = None
-    dns_timeout: float = 5.0
+    dns_timeout: float = key(5.0, above=0)
 
 
 @dataclass(frozen=True)
 class FiltermailConfig:
-    outgoing: FilterDirection = FilterDirection(
-        "tcp:10080:interface=127.0.0.1", "tcp:127.0.0.1:10025"
-    )
-    incoming: FilterDirection = FilterDirection(
-        "tcp:10081:interface=127.0.0.1", "tcp:127.0.0.1:10026"
-    )
+    outgoing: FilterDirection = key(
+        FilterDirection(_OUT.format(10080), _TO.format(10025)),
+        ini={"filtermail_smtp_port": ("listen", _OUT, int),
+             "postfix_reinject_port": ("reinject", _TO, int)})
+    incoming: FilterDirection = key(
+        FilterDirection(_OUT.format(10081), _TO.format(10026)),
+        ini={"filtermail_smtp_port_incoming": ("listen", _OUT, int),
+             "postfix_reinject_port_incoming": ("reinject", _TO, int)})
     dkim: DkimConfig = DkimConfig()
-    metrics: typing.Optional[str] = None
-    max_user_send_per_minute: int = 60
-    max_user_send_burst_size: int = 10
-    passthrough_senders: typing.Tuple[str, ...] = ()
-    passthrough_recipients: typing.Tuple[str, ...] = ()
-    reinject_timeout: float = 60.0
-    threads: int = 2
+    metrics: typing.Optional[Endpoint] = None
+    max_user_send_per_minute: int = key(60, ini="max_user_send_per_minute", above=0)
+    max_user_send_burst_size: int = key(10, ini="max_user_send_burst_size", above=0)
+    passthrough_senders: typing.Tuple[str, ...] = key((), ini="passthrough_senders")
+    passthrough_recipients: typing.Tuple[str, ...] = key((), ini="passthrough_recipients")
+    reinject_timeout: float = key(60.0, above=0)
+    threads: int = _threads(2)
 
 
 @dataclass(frozen=True)
 class ExpireConfig:
-    delete_inactive_users_after: int = 90
-    delete_mails_after: int = 20
-    delete_large_after: int = 7
+    delete_inactive_users_after: int = key(90, ini="delete_inactive_users_after", **_DAYS)
+    delete_mails_after: int = key(20, ini="delete_mails_after", **_DAYS)
+    delete_large_after: int = key(7, ini="delete_large_after", **_DAYS)
     metrics_textfile: typing.Optional[str] = None
 
 
@@ -158,16 +216,19 @@ class RedisConfig:
     password_file: typing.Optional[str] = None
     key_prefix: typing.Optional[str] = None  # default: chatmail:<mail_domain>:
     tls_ca_file: typing.Optional[str] = None
-    socket_timeout: float = 2.0
+    socket_timeout: float = key(2.0, above=0, at_most=60, unit="seconds")
 
 
 @dataclass(frozen=True)
 class Config:
-    mail_domain: str
-    mailboxes_dir: str = ""  # default: /home/vmail/mail/<mail_domain>
-    storage: str = "files"
-    max_message_size: int = 31457280
-    max_mailbox_size: Size = Size(500 << 20)
+    mail_domain: str = key(ini="mail_domain", pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?",
+                           problem="must be a lower-case domain name")
+    # default: /home/vmail/mail/<mail_domain>
+    mailboxes_dir: str = key("", ini="mailboxes_dir")
+    storage: str = key("files", pattern=r"files|rediss?://.*",
+                       problem="must be 'files' or a redis:// or rediss:// URL")
+    max_message_size: int = key(31457280, ini="max_message_size", above=0)
+    max_mailbox_size: Size = key(Size(500 << 20), ini="max_mailbox_size")
     doveauth: DoveauthConfig = DoveauthConfig()
     lastlogin: LastloginConfig = LastloginConfig()
     metadata: MetadataConfig = MetadataConfig()

@@ -1,7 +1,7 @@
 """Dovecot dict protocol: the pure codec (no I/O).
 
-Spec: Dovecot's dict client (src/lib-dict/dict-client.[ch], 2.3 and 2.4) and
-DESIGN.md section 4. Lines end in LF; fields are separated by TAB and every
+Spec: Dovecot's dict client (src/lib-dict/dict-client.[ch], 2.3 and 2.4), as
+summarised in docs/dict-protocol.md. Lines end in LF; fields are separated by TAB and every
 field is escaped with \\x01: \\x01 -> \\x011, TAB -> \\x01t, CR -> \\x01r,
 LF -> \\x01n. Text is UTF-8; undecodable bytes survive as surrogates
 (`surrogateescape`), because passwords and tokens are the client's bytes.

@@ -2,7 +2,7 @@
 
 The codec lives in dictcodec; what a key means is the business of a
 `DictHandler` supplied by each daemon (doveauth, lastlogin, metadata).
-This module guarantees the wire behaviour DESIGN.md section 4 promises:
+This module guarantees the wire behaviour docs/dict-protocol.md describes:
 
 - replies go out in request order, even when a handler answers later
   (its result is a Deferred, e.g. from a thread pool);

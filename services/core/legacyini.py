@@ -1,41 +1,59 @@
 """Read an existing relay's chatmail.ini (section [params]) into the YAML shape.
 
-The reference relay keeps one flat `[params]` section. Its policy keys keep
-their names here and move to the section of the daemon that enforces them;
-the port keys become endpoint strings. Keys that belong to the deployment
-tool (web pages, ACME, privacy texts, ...) are accepted and ignored, so an
-operator's file works unchanged; a key nobody knows is reported as a warning
-(not an error: a newer reference relay may have added it).
+The reference relay keeps one flat `[params]` section. Which ini name fills
+which key is declared with the key in configschema.py (`ini=`); this module
+only derives the mapping. Policy keys keep their names and move to the
+section of the daemon that enforces them; the port keys become endpoint
+strings. Keys that belong to the deployment tool (web pages, ACME, privacy
+texts, ...) are accepted and ignored, so an operator's file works unchanged;
+a key nobody knows is reported as a warning (not an error: a newer reference
+relay may have added it).
 """
 
 import configparser
+import dataclasses
+import typing
 
-# flat ini key -> (key path in the YAML shape, converter)
-_MOVED = {
-    "mail_domain": ("mail_domain", str),
-    "mailboxes_dir": ("mailboxes_dir", str),
-    "max_message_size": ("max_message_size", int),
-    "max_mailbox_size": ("max_mailbox_size", str),
-    "username_min_length": ("doveauth.username_min_length", int),
-    "username_max_length": ("doveauth.username_max_length", int),
-    "password_min_length": ("doveauth.password_min_length", int),
-    "max_user_send_per_minute": ("filtermail.max_user_send_per_minute", int),
-    "max_user_send_burst_size": ("filtermail.max_user_send_burst_size", int),
-    "passthrough_senders": ("filtermail.passthrough_senders", str.split),
-    "passthrough_recipients": ("filtermail.passthrough_recipients", str.split),
-    "delete_mails_after": ("expire.delete_mails_after", int),
-    "delete_large_after": ("expire.delete_large_after", int),
-    "delete_inactive_users_after": ("expire.delete_inactive_users_after", int),
-}
+from .configschema import Config
 
-_PORTS = {
-    "filtermail_smtp_port": ("filtermail.outgoing.listen", "tcp:{}:interface=127.0.0.1", 10080),
-    "postfix_reinject_port": ("filtermail.outgoing.reinject", "tcp:127.0.0.1:{}", 10025),
-    "filtermail_smtp_port_incoming": (
-        "filtermail.incoming.listen", "tcp:{}:interface=127.0.0.1", 10081),
-    "postfix_reinject_port_incoming": (
-        "filtermail.incoming.reinject", "tcp:127.0.0.1:{}", 10026),
-}
+# An ini key's value in the YAML shape, by the type of the key it fills.
+_CONVERT = {int: int, typing.Tuple[str, ...]: str.split}
+
+
+class _IniKey(typing.NamedTuple):
+    keypath: str  # the key it fills, in the YAML shape
+    convert: typing.Callable[[str], object]
+    entry: str = ""  # the section or mapping entry it fills in part ...
+    default: object = None  # ... and that entry's default, to complete it
+
+
+def _declared(cls=Config, prefix=""):
+    """(ini name, _IniKey) for every key configschema declares with an `ini` name."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keypath = f"{prefix}{f.name}"
+        ini = f.metadata.get("ini")
+        if isinstance(ini, str):
+            yield ini, _IniKey(keypath, _CONVERT.get(hints[f.name], str))
+        elif isinstance(ini, dict):
+            yield from _declared_parts(f, keypath, ini)
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _declared(hints[f.name], f"{keypath}.")
+
+
+def _declared_parts(f, keypath, ini):
+    """ini keys that fill one part of a section or mapping entry (a port of
+    `filtermail.outgoing`, the socket of `metadata.server_keys.turn`)."""
+    whole = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    for name, (sub, template, conv) in ini.items():
+        entry = f"{keypath}.{sub}".rsplit(".", 1)[0]
+        # a section's default, or for a mapping the default of the entry
+        default = whole if entry == keypath else whole.get(entry.rsplit(".", 1)[1])
+        yield name, _IniKey(f"{keypath}.{sub}", lambda raw, t=template, c=conv: t.format(c(raw)),
+                            entry, default)
+
+
+_DECLARED = dict(_declared())
 
 # Read by the reference's deployment tool, not by the daemons.
 _IGNORED = {
@@ -43,13 +61,6 @@ _IGNORED = {
     "acme_email", "mtail_address", "imap_rawlog", "imap_compress",
     "privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor",
     "passdb_path", "invite_token",
-}
-
-# The metadata daemon's server capability keys (metadata.server_keys.<name>).
-_SERVER_KEYS = {
-    "iroh_relay": lambda raw: ("irohrelay", {"value": raw}),
-    "turn_socket_path": lambda raw: (
-        "turn", {"value": "{mail_domain}:3478", "turn_socket": raw}),
 }
 
 
@@ -69,31 +80,30 @@ def ini_to_dict(text: str):
         raise ValueError(f"not a chatmail.ini: {e.message.splitlines()[0]}") from None
     if not parser.has_section("params"):
         raise ValueError("params: required section [params] is missing")
-    data, warnings = {}, []
+    data, warnings, partial = {}, [], []
     for key, raw in parser.items("params"):
         raw = raw.strip()
-        try:
-            if key in _MOVED:
-                keypath, conv = _MOVED[key]
-                _set(data, keypath, conv(raw))
-            elif key in _PORTS:
-                keypath, template, _ = _PORTS[key]
-                _set(data, keypath, template.format(int(raw)))
-            elif key in _SERVER_KEYS:
-                name, entry = _SERVER_KEYS[key](raw)
-                _set(data, f"metadata.server_keys.{name}", entry)
-            elif key not in _IGNORED:
-                warnings.append(f"params.{key}: unknown key, ignored")
-        except ValueError:
-            raise ValueError(f"params.{key}: expected a whole number, got {raw!r}") from None
-    _complete_filter_pairs(data)
+        if key in _DECLARED:
+            declared = _DECLARED[key]
+            try:
+                _set(data, declared.keypath, declared.convert(raw))
+            except ValueError:
+                raise ValueError(f"params.{key}: expected a whole number, got {raw!r}") from None
+            partial.append(declared)
+        elif key not in _IGNORED:
+            warnings.append(f"params.{key}: unknown key, ignored")
+    for declared in partial:
+        _complete(data, declared)
     return data, warnings
 
 
-def _complete_filter_pairs(data: dict) -> None:
-    """A direction given by one port key still needs both endpoints."""
-    fm = data.get("filtermail", {})
-    for key, (keypath, template, default) in _PORTS.items():
-        direction = keypath.split(".")[1]
-        if direction in fm:
-            fm[direction].setdefault(keypath.split(".")[2], template.format(default))
+def _complete(data: dict, declared: _IniKey) -> None:
+    """A section or entry the ini fills in part keeps the rest of its default
+    (one port key still needs both endpoints; turn_socket_path keeps its value)."""
+    if declared.default is None:
+        return
+    node = data
+    for name in declared.entry.split("."):
+        node = node[name]
+    for f in dataclasses.fields(declared.default):
+        node.setdefault(f.name, getattr(declared.default, f.name))

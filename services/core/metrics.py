@@ -28,12 +28,6 @@ def metrics_site() -> Site:
     return QuietSite(root)
 
 
-def add_metrics_endpoint(daemon, description) -> None:
-    """Serve /metrics on `description` when configured (None = off)."""
-    if description:
-        daemon.listen(description, metrics_site(), "metrics")
-
-
 def timed(d, histogram, clock=time.perf_counter):
     """Observe in `histogram` the seconds until Deferred `d` fires; returns `d`."""
     started = clock()

@@ -1,6 +1,7 @@
 """One way to start a daemon: arguments, config, logging, endpoints, signals.
 
-Every console script is `run(name, make_service)`: it reads `--config FILE`
+Every daemon's console script is `daemon_main(name, make_service)`, which
+calls `run(name, make_service)`: it reads `--config FILE`
 (a bad file exits 2 with one line naming file, key and problem), logs to
 stderr for journald (no timestamps: journald adds them; no secrets: callers
 log addresses only at debug level and never passwords or tokens), builds the
@@ -20,10 +21,13 @@ from twisted.logger import (
     FilteringLogObserver, LogLevel, LogLevelFilterPredicate, Logger,
     eventAsText, globalLogBeginner,
 )
-from twisted.python.threadpool import ThreadPool
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
 
-from .config import ConfigError, _check_endpoint, load_config
+from .config import _check_endpoint
+from .dictproto import DictServerFactory
+from .entry import EXIT_USAGE, add_config_argument, console, load_or_report
+from .metrics import metrics_site
 
 log = Logger()
 
@@ -86,14 +90,52 @@ class BlockingPool(Service):
         return deferToThreadPool(self.reactor, self.pool, fn, *args, **kwargs)
 
 
-class Daemon(MultiService):
-    """The root service of one daemon; remembers how it should exit."""
+class _OnStop(Service):
+    def __init__(self, fn):
+        self.fn = fn
 
-    def __init__(self, reactor, name: str):
+    def stopService(self):
+        super().stopService()
+        self.fn()
+
+
+class Daemon(MultiService):
+    """The root service of one daemon: its pools, listeners and metrics.
+
+    A daemon's `make_service` is wiring only: `pool()` for blocking work,
+    `serve()` (or `serve_dict()`) for its listener and its `/metrics`, and
+    `on_stop()` for what must be closed. It remembers how the process exits.
+    """
+
+    def __init__(self, reactor, name: str, args=None):
         super().__init__()
         self.reactor = reactor
+        self.args = args
         self.setName(name)
         self.exit_status = 0
+
+    def pool(self, size: int, name: str = "") -> "BlockingPool":
+        """A thread pool started and stopped with the daemon."""
+        pool = BlockingPool(self.reactor, size, name or self.name)
+        pool.setServiceParent(self)
+        return pool
+
+    def on_stop(self, fn) -> None:
+        """Call `fn()` when the daemon stops (e.g. close client connections)."""
+        _OnStop(fn).setServiceParent(self)
+
+    def serve(self, description: str, factory, name: str, metrics=None) -> "ListeningService":
+        """Listen with `factory`, and serve /metrics on `metrics` when it is set."""
+        svc = self.listen(description, factory, name)
+        if metrics:
+            self.listen(metrics, metrics_site(), "metrics")
+        return svc
+
+    def serve_dict(self, section, handler) -> "ListeningService":
+        """A Dovecot dict daemon: `handler` on `--listen` or `section.listen`,
+        /metrics on `section.metrics`."""
+        where = listen_description(self.args, section.listen)
+        return self.serve(where, DictServerFactory(handler), "dict", section.metrics)
 
     def fatal(self) -> None:
         self.exit_status = 1
@@ -136,8 +178,7 @@ def listen_description(args, configured: str) -> str:
 
 def parse_args(name: str, argv, add_arguments=None):
     parser = argparse.ArgumentParser(prog=name)
-    parser.add_argument("--config", required=True, metavar="FILE",
-                        help="chatmail.yaml (or a legacy chatmail.ini)")
+    add_config_argument(parser)
     parser.add_argument("--listen", type=_endpoint, default=None, metavar="ENDPOINT",
                         help="listen here instead of the config's `listen`, e.g. "
                              "systemd:domain=UNIX:index=0 under a systemd .socket unit")
@@ -151,11 +192,9 @@ def parse_args(name: str, argv, add_arguments=None):
 def run(name: str, make_service, argv=None, add_arguments=None) -> int:
     """Run a daemon in the foreground; returns its exit status."""
     args = parse_args(name, argv, add_arguments)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        sys.stderr.write(f"{name}: {e}\n")
-        return 2
+    config = load_or_report(name, args.config)
+    if config is None:
+        return EXIT_USAGE
     start_logging(LogLevel.levelWithName(args.log_level))
     for warning in config.warnings:
         log.warn("{path}: {warning}", path=config.path, warning=warning)
@@ -170,3 +209,8 @@ def run(name: str, make_service, argv=None, add_arguments=None) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", daemon.stopService)
     reactor.run()
     return daemon.exit_status
+
+
+def daemon_main(name: str, make_service, add_arguments=None):
+    """The console script `main(argv=None)` of a daemon: `run()`, then exit."""
+    return console(lambda argv: run(name, make_service, argv, add_arguments))

@@ -1,38 +1,25 @@
 """`chatmailctl --config FILE COMMAND`: administer a relay from a shell or a script.
 
-    config check                        is the file usable? (exit 0 / 2)
-    accounts list [--long] [--inactive-days N]
-    accounts show ADDR
-    accounts delete ADDR...             the account with its mail, tokens, queued notifications
-    registration block|unblock|status   the "no new accounts" switch (doveauth.nocreate_file)
-    queue show                          the pending push notifications (never their tokens)
-    store migrate --to redis|files [--url URL]
-                                        copy accounts, tokens, notifications between the
-                                        files store (mailboxes_dir) and Redis (--url, or
-                                        `storage` when it is a Redis URL), then verify
-
-Output goes to stdout, one record per line, errors to stderr. Exit status:
-0 done, 1 not found (an unknown account), 2 bad usage or config,
-3 the store or a file could not be read or written,
-4 a migration is incomplete (conflicts or copies missing on the target).
+The commands, their output and exit statuses are the operator's manual,
+docs/chatmailctl.md; this module parses the command line and hands each
+command to `commands`, mapping the failures every command may meet to an
+exit status at one boundary.
 """
 
 import argparse
 import sys
 import time
 
-from ..core.config import ConfigError, load_config
+from ..core.entry import console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
 from . import commands
-from .commands import EXIT_FAILED, EXIT_USAGE, Failure
+from .commands import EXIT_FAILED, Failure
 
 PROG = "chatmailctl"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, metavar="FILE",
-                        help="chatmail.yaml (or a legacy chatmail.ini)")
+    parser = tool_parser(PROG, __doc__.splitlines()[0])
     top = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     config = top.add_parser("config", help="check the configuration")
     config.add_subparsers(dest="action", required=True).add_parser("check")
@@ -62,20 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    sys.exit(run(argv))
-
-
 def run(argv=None, out=None, err=None, now=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser().parse_args(argv)
+    now = time.time() if now is None else now
+    return run_tool(PROG, build_parser(), argv,
+                    lambda args, config: _guarded(args, config, out, err, now), err)
+
+
+main = console(run)
+
+
+def _guarded(args, config, out, err, now) -> int:
+    """One boundary for the failures every command may meet."""
     try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        err.write(f"{PROG}: {e}\n")
-        return EXIT_USAGE
-    try:
-        return _dispatch(args, config, out, err, time.time() if now is None else now)
+        return _dispatch(args, config, out, err, now)
     except Failure as e:
         err.write(f"{PROG}: {e}\n")
         return e.status

@@ -1,21 +1,16 @@
 """`chatmail-expire --config FILE [--remove] [quota ADDR]`: expiry, daily or on demand.
 
-Without a command: one pass over every mailbox (systemd's chatmail-expire.timer
-runs it daily). `quota ADDR`: trim one mailbox now, for Dovecot's
-`quota_warning` script service. Both are dry runs unless `--remove` is given.
-
-Prints one summary line on stdout; with `--verbose`, one line per deletion
-and per problem on stderr (these name accounts). Exit status: 0 done, 1 the
-mailboxes directory cannot be read, 2 bad arguments or config.
+What a pass deletes, the quota hook and the exit statuses are the operator's
+manual, docs/expire.md; this module parses the command line, runs one pass
+(run.py) or trims one mailbox, and writes the summary and the textfile.
 """
 
-import argparse
 import os
 import sys
 import time
 
 from ..core.addresses import BadAddress, check_address
-from ..core.config import ConfigError, load_config
+from ..core.entry import EXIT_USAGE, console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
 from .run import Expiry
 from .stats import write_textfile
@@ -23,10 +18,8 @@ from .stats import write_textfile
 PROG = "chatmail-expire"
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, metavar="FILE",
-                        help="chatmail.yaml (or a legacy chatmail.ini)")
+def build_parser():
+    parser = tool_parser(PROG, __doc__.splitlines()[0])
     parser.add_argument("--remove", action="store_true",
                         help="really delete (default: report what would be deleted)")
     parser.add_argument("--now", type=float, metavar="UNIXTIME", default=None,
@@ -38,21 +31,19 @@ def parse_args(argv):
     sub = parser.add_subparsers(dest="command", metavar="{quota}")
     quota = sub.add_parser("quota", help="trim one mailbox (Dovecot's quota_warning)")
     quota.add_argument("addr", help="the account, as Dovecot's %%u")
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> None:
-    sys.exit(run(argv))
+    return parser
 
 
 def run(argv=None, out=None, err=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    args = parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        err.write(f"{PROG}: {e}\n")
-        return 2
+    return run_tool(PROG, build_parser(), argv,
+                    lambda args, config: _expire(args, config, out, err), err)
+
+
+main = console(run)
+
+
+def _expire(args, config, out, err) -> int:
     verbose = (lambda line: err.write(f"{PROG}: {line}\n")) if args.verbose else None
     now = time.time() if args.now is None else args.now
     store = open_store(config)
@@ -87,7 +78,7 @@ def _quota(expiry, config, addr, out, err) -> int:
         check_address(addr, config.mail_domain)
     except BadAddress as e:
         err.write(f"{PROG}: quota: {e}\n")
-        return 2
+        return EXIT_USAGE
     expiry.expire_mailbox(os.path.join(config.mailboxes_dir, addr))
     out.write(f"{PROG}: quota: {expiry.tally.summary()}\n")
     return 0

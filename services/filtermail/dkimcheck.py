@@ -2,10 +2,10 @@
 
 Incoming: a message needs one valid signature whose ``d=`` is exactly the
 domain of its From address (strict alignment, as DMARC's ``adkim=s``), else
-``554 5.7.1 No valid DKIM signature found``. Keys come from `dnstxt`
+it is refused ("dkim-invalid": ``554 5.7.1``). Keys come from `dnstxt`
 (asynchronous, on the reactor); the hashing runs in the thread pool. When no
-signature verified and a key lookup failed temporarily, the answer is 451:
-DNS trouble never bounces mail.
+signature verified and a key lookup failed temporarily, the refusal is
+"dkim-dns-failure" (a 451): DNS trouble never bounces mail.
 
 Outgoing: sign with ``d=<mail_domain>`` and each configured key (rsa-sha256,
 ed25519-sha256, RFC 8463), relaxed/simple like the reference relay's
@@ -14,9 +14,9 @@ and Content-Type, oversigning those that must not be added later. The
 signature header fields are returned as bytes to prepend; the message
 itself is never changed.
 
-dkimpy parses a whole message into a list of lines; here only the header
-block is parsed and the body is handed over as is, which keeps a 25 MB
-message from costing hundreds of MB.
+dkimpy parses a whole message into a list of lines; here it is given only the
+header block and the body as the parsed `mail.Mail` delimits them, which
+keeps a 25 MB message from costing hundreds of MB.
 """
 
 import base64
@@ -28,15 +28,14 @@ import dkim
 from dkim.util import InvalidTagValueList, parse_tag_value
 from twisted.internet import defer
 
+from ..core.failures import Refused
 from .dnstxt import DnsTemporaryError
-from .mime import from_address, parse_message
-from .verdicts import Verdict, domain_of
+from .mail import domain_of
+from .policy import Accepted
 
-ACCEPT_DKIM = Verdict(True, 250, "OK", "dkim-valid")
-REFUSE_NO_DKIM = Verdict(False, 554, "5.7.1 No valid DKIM signature found", "dkim-invalid")
-DKIM_TEMPFAIL = Verdict(
-    False, 451, "4.4.3 Temporary DNS failure looking up the DKIM key, try again later",
-    "dkim-dns-failure")
+ACCEPT_DKIM = Accepted("dkim-valid")
+REFUSE_NO_DKIM = Refused("dkim-invalid")
+DKIM_TEMPFAIL = Refused("dkim-dns-failure")
 
 # OpenDKIM's default signed header fields (RFC 6376 section 5.4.1) and autocrypt
 SIGN_HEADERS = (
@@ -53,20 +52,11 @@ OVERSIGN_HEADERS = (
     "list-help", "list-unsubscribe", "list-subscribe", "list-post", "list-owner",
     "list-archive", "autocrypt", "content-type")
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
-def dkim_message(message) -> dkim.DKIM:
-    """A dkimpy DKIM object for `message` with only the header block parsed."""
-    end = _HEADER_END.search(message)
-    if message[:2] == b"\r\n" or message[:1] == b"\n":
-        head, body = b"", message[message.index(b"\n") + 1:]
-    elif end is None:
-        head, body = bytes(message), b""
-    else:
-        head, body = bytes(message[:end.start()]), message[end.end():]
+def dkim_message(mail) -> dkim.DKIM:
+    """A dkimpy DKIM object for `mail` (a `mail.Mail`): its header block, its body."""
     signer = dkim.DKIM()
-    signer.headers, _ = dkim.rfc822_parse(head + b"\r\n\r\n")
+    signer.headers, _ = dkim.rfc822_parse(mail.header_block + b"\r\n")
+    body = mail.body
     if body.count(b"\n") != body.count(b"\r\n"):  # bare LFs: dkimpy's line ending rule
         body = re.sub(rb"\r?\n", b"\r\n", body)
     signer.body = body
@@ -92,20 +82,19 @@ def key_name(name: bytes) -> str:
     return name.decode("ascii", "replace").rstrip(".").lower()
 
 
-def prepare(message):
+def prepare(mail):
     """Thread-pool part 1: (signer, candidates), or the refusal when there are none."""
-    from_addr = from_address(parse_message(message))
-    if from_addr is None:
+    if mail.from_address is None:
         return REFUSE_NO_DKIM
     try:
-        signer = dkim_message(message)
+        signer = dkim_message(mail)
     except dkim.DKIMException:
         return REFUSE_NO_DKIM
-    candidates = signature_candidates(signer, domain_of(from_addr))
+    candidates = signature_candidates(signer, domain_of(mail.from_address))
     return (signer, candidates) if candidates else REFUSE_NO_DKIM
 
 
-def verify_candidates(signer, candidates, keys) -> Verdict:
+def verify_candidates(signer, candidates, keys):
     """Thread-pool part 2: the first candidate whose key is known and verifies wins."""
 
     def dnsfunc(name, timeout=5):
@@ -128,10 +117,10 @@ class DkimVerifier:
         self.pool = pool
 
     @defer.inlineCallbacks
-    def check(self, message):
-        """Deferred[Verdict]: ACCEPT_DKIM, REFUSE_NO_DKIM or DKIM_TEMPFAIL."""
-        prepared = yield self.pool.run(prepare, message)
-        if isinstance(prepared, Verdict):
+    def check(self, mail):
+        """Deferred: ACCEPT_DKIM, REFUSE_NO_DKIM or DKIM_TEMPFAIL."""
+        prepared = yield self.pool.run(prepare, mail)
+        if not isinstance(prepared, tuple):
             return prepared
         signer, candidates = prepared
         keys, temporary = {}, False
@@ -141,7 +130,7 @@ class DkimVerifier:
             except DnsTemporaryError:
                 temporary = True
         verdict = yield self.pool.run(verify_candidates, signer, candidates, keys)
-        return DKIM_TEMPFAIL if temporary and not verdict.accept else verdict
+        return DKIM_TEMPFAIL if temporary and verdict is REFUSE_NO_DKIM else verdict
 
 
 def headers_to_sign(headers) -> list:
@@ -176,7 +165,7 @@ def load_signing_key(path: str):
 
 
 class DkimSigner:
-    """sign(message) -> the DKIM-Signature header fields to prepend (bytes)."""
+    """sign(mail) -> the DKIM-Signature header fields to prepend (bytes)."""
 
     def __init__(self, domain: str, keys):
         self.domain = domain.encode()
@@ -192,8 +181,8 @@ class DkimSigner:
             keys.append((sign.ed25519_selector, algorithm, key))
         return cls(domain, keys)
 
-    def sign(self, message) -> bytes:
-        signer = dkim_message(message)
+    def sign(self, mail) -> bytes:
+        signer = dkim_message(mail)
         include = headers_to_sign(signer.headers)
         return b"".join(
             signer.sign(selector, self.domain, key, signature_algorithm=algorithm,

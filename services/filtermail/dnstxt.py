@@ -16,11 +16,13 @@ from collections import OrderedDict
 from twisted.internet import defer
 from twisted.names import client, dns, error
 
+from ..core.failures import Temporary
+
 MAX_TTL = 3600
 NEGATIVE_TTL = 60
 
 
-class DnsTemporaryError(Exception):
+class DnsTemporaryError(Temporary):
     """The DNS could not answer now; try again later."""
 
 

@@ -1,16 +1,20 @@
-"""The filter of one direction: envelope and message in, SMTP reply out.
+"""The filter of one direction: what `server.SMTPServer` asks at MAIL FROM and after DATA.
 
-`FilterHandler` is what `smtpserver.SMTPServer` calls. It runs the pure
-verdict of its direction in the thread pool (the check is CPU-bound and the
+MAIL FROM: the per-sender send rate limit, before any data is sent. The store
+counts the message (`check_send_rate`, GCRA: in memory on the files store, in
+Redis shared by every filtermail otherwise) in the thread pool; over the limit
+is refused "rate-limited" (450 with the retry time), and a store that cannot
+answer is refused "rate-unknown" (451): Postfix keeps the mail and retries,
+nobody sends unlimited while Redis is down, and an outage the store logged is
+not logged again per message.
+
+After DATA: the message is parsed once into a `mail.Mail` and judged by the
+policy of its direction in the thread pool (the check is CPU-bound and the
 store blocks), then for incoming mail the DKIM check (cheap checks first),
-for outgoing mail the DKIM signing, and reinjects what is accepted. A
-refusal becomes the verdict's reply; a reinjection that fails becomes
-``451 4.3.0``; any other exception reaches the server, which answers 451
-too. Rate limiting happens at MAIL FROM, before any data is sent: the
-store counts the message in the thread pool (a Redis round trip when the
-limit is shared), and a store that cannot answer makes MAIL FROM ``451
-4.3.0``: Postfix keeps the mail and retries, nobody sends unlimited while
-Redis is down, and the outage is logged once by the store, not per message.
+for outgoing mail the DKIM signing, and what is accepted is reinjected. The
+answer is a `Refused` or Postfix's reply to the reinjection; the server turns
+it into the SMTP reply, and any exception (a failed reinjection, a store that
+cannot say) into ``451 4.3.0``.
 
 Metrics count messages by direction, result and the verdict's reason token;
 logs carry reasons and sizes at info level, addresses only at debug level.
@@ -21,11 +25,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..core.addresses import BadAddress, check_address
-from ..core.store import StoreError, StoreUnavailable
-from .ratelimit import rate_limit_text
+from ..core.failures import Refused
+from .mail import Mail
+from .policy import Incoming, Outgoing, incoming_verdict, outgoing_verdict
 from .reinject import ReinjectError
-from .smtpserver import TEMPFAIL, Reply
-from .verdicts import incoming_verdict, outgoing_verdict
+from .smtp import REPLIES, retry_text, temporary
 
 MESSAGES = Counter("chatmail_filtermail_messages_total",
                    "Messages judged by filtermail", ["direction", "result", "reason"])
@@ -33,8 +37,6 @@ RATE_LIMITED = Counter("chatmail_filtermail_rate_limited_total",
                        "MAIL FROM refused by the per-sender rate limit")
 RATE_UNKNOWN = Counter("chatmail_filtermail_rate_check_failures_total",
                        "MAIL FROM answered 451 because the rate limit could not be checked")
-RATE_UNKNOWN_REPLY = Reply(451, "4.3.0 Error: cannot check the sender's send rate now, "
-                                "try again later")
 REINJECT_FAILURES = Counter("chatmail_filtermail_reinject_failures_total",
                             "Accepted messages answered 451 because reinjection failed",
                             ["direction"])
@@ -44,13 +46,9 @@ SECONDS = Histogram("chatmail_filtermail_message_seconds",
 
 def outgoing_judge(config):
     fm = config.filtermail
-
-    def judge(envelope, message):
-        return outgoing_verdict(envelope.mail_from, envelope.rcpt_tos, message,
-                                passthrough_senders=fm.passthrough_senders,
-                                passthrough_recipients=fm.passthrough_recipients,
-                                mail_domain=config.mail_domain)
-    return judge
+    policy = Outgoing.of(config.mail_domain, fm.passthrough_senders,
+                         fm.passthrough_recipients)
+    return lambda mail: outgoing_verdict(mail, policy)
 
 
 def incoming_judge(config, store):
@@ -61,9 +59,32 @@ def incoming_judge(config, store):
             return False
         return store.enforces_e2ee_incoming(addr)
 
-    def judge(envelope, message):
-        return incoming_verdict(envelope.mail_from, envelope.rcpt_tos, message, enforces_e2ee)
-    return judge
+    policy = Incoming(enforces_e2ee)
+    return lambda mail: incoming_verdict(mail, policy)
+
+
+class SendRateLimit:
+    """The configured limit on the store's buckets (`SendRate.check_send_rate`)."""
+
+    def __init__(self, store, per_minute: float, burst: int):
+        self.store = store
+        self.per_minute = per_minute
+        self.burst = burst
+
+    @classmethod
+    def from_config(cls, config, store) -> "SendRateLimit":
+        fm = config.filtermail
+        return cls(store, fm.max_user_send_per_minute, fm.max_user_send_burst_size)
+
+    def check(self, sender: str, now: float):
+        """(allowed, seconds until retry); may block (Redis), raises when the store cannot say."""
+        return self.store.check_send_rate(sender, now, self.per_minute, self.burst)
+
+
+def _parse_and_judge(envelope, message, judge):
+    """Thread-pool work after DATA: parse the message once, then judge it."""
+    mail = Mail(envelope, message)
+    return mail, judge(mail)
 
 
 class FilterHandler:
@@ -81,8 +102,7 @@ class FilterHandler:
         self.signer = signer
 
     def check_mail(self, addr: str, params):
-        """None to accept MAIL FROM, or the refusal Reply (rate limit), or a
-        Deferred firing with either."""
+        """None to accept MAIL FROM, or a Deferred firing with None or the refusal."""
         if self.limiter is None or not addr:
             return None
         d = self.pool.run(self.limiter.check, addr, self.clock.seconds())
@@ -95,19 +115,13 @@ class FilterHandler:
         RATE_LIMITED.inc()
         self.log.info("{direction}: sender rate limited for {retry:.0f}s",
                       direction=self.direction, retry=retry_after)
-        return Reply(450, rate_limit_text(retry_after))
+        return Refused("rate-limited", retry_text(retry_after))
 
     def _rate_unknown(self, failure):
         RATE_UNKNOWN.inc()
-        if failure.check(StoreUnavailable):
-            pass  # the store logs the outage once
-        elif failure.check(StoreError):
-            self.log.warn("{direction}: cannot check the send rate, answering 451: {why}",
-                          direction=self.direction, why=failure.value)
-        else:
-            self.log.failure("{direction}: send rate check failed, answering 451",
-                             failure, direction=self.direction)
-        return RATE_UNKNOWN_REPLY
+        temporary(self.log, failure, f"{self.direction}: send rate check",
+                  REPLIES["rate-unknown"])
+        return Refused("rate-unknown")
 
     def deliver(self, envelope, message) -> defer.Deferred:
         started = self.clock.seconds()
@@ -120,31 +134,33 @@ class FilterHandler:
 
     @defer.inlineCallbacks
     def _deliver(self, envelope, message):
-        verdict = yield self.pool.run(self.judge, envelope, message)
-        if verdict.accept and self.verifier is not None:
-            verdict = yield self.verifier.check(message)
-        self._record(envelope, message, verdict)
-        if not verdict.accept:
-            return Reply(verdict.code, verdict.text)
-        parts = [message]
+        mail, verdict = yield self.pool.run(_parse_and_judge, envelope, message,
+                                            self.judge)
+        if not isinstance(verdict, Refused) and self.verifier is not None:
+            verdict = yield self.verifier.check(mail)
+        self._record(mail, verdict)
+        if isinstance(verdict, Refused):
+            return verdict
+        signature = b""
         if self.signer is not None:
-            parts.insert(0, (yield self.pool.run(self.signer.sign, message)))
+            signature = yield self.pool.run(self.signer.sign, mail)
         try:
-            reply = yield self.reinject.deliver(envelope, parts)
+            reply = yield self.reinject.deliver(mail, signature)
         except ReinjectError as e:
             REINJECT_FAILURES.labels(self.direction).inc()
             self.log.warn("{direction}: reinjection failed, answering 451: {why}",
                           direction=self.direction, why=str(e))
-            return TEMPFAIL
+            e.logged = True
+            raise
         return reply
 
-    def _record(self, envelope, message, verdict):
-        result = "accepted" if verdict.accept else "refused"
+    def _record(self, mail, verdict):
+        result = "refused" if isinstance(verdict, Refused) else "accepted"
         MESSAGES.labels(self.direction, result, verdict.reason).inc()
         self.log.info("{direction}: {result} ({reason}), {size} bytes, {rcpts} rcpt(s)",
                       direction=self.direction, result=result, reason=verdict.reason,
-                      size=len(message), rcpts=len(envelope.rcpts))
+                      size=len(mail), rcpts=len(mail.recipients))
         self.log.debug("{direction}: from {sender} to {rcpts}: {reason} {detail}",
-                       direction=self.direction, sender=envelope.mail_from or "<>",
-                       rcpts=",".join(envelope.rcpt_tos), reason=verdict.reason,
-                       detail=verdict.detail)
+                       direction=self.direction, sender=mail.sender or "<>",
+                       rcpts=",".join(mail.recipients), reason=verdict.reason,
+                       detail=getattr(verdict, "text", ""))

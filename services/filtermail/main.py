@@ -5,28 +5,14 @@ for Postfix's filter client and reinjecting into
 `filtermail.<direction>.reinject` (see conf/postfix/).
 """
 
-import sys
-
-from twisted.application.service import Service
 from twisted.logger import Logger
 
-from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, run
-from .filter import FilterHandler, incoming_judge, outgoing_judge
-from .ratelimit import SendRateLimit
+from ..core.runner import Daemon, daemon_main
+from .filter import FilterHandler, SendRateLimit, incoming_judge, outgoing_judge
 from .reinject import ReinjectPool
-from .smtpserver import SMTPFactory
+from .server import SMTPFactory
 
 log = Logger()
-
-
-class _ClosePool(Service):
-    def __init__(self, pool):
-        self.pool = pool
-
-    def stopService(self):
-        super().stopService()
-        self.pool.close()
 
 
 def _outgoing_parts(config):
@@ -64,20 +50,18 @@ def make_service(config, reactor, args) -> Daemon:
     direction = args.direction
     fm = config.filtermail
     wiring = getattr(fm, direction)
-    daemon = Daemon(reactor, f"filtermail-{direction}")
-    pool = BlockingPool(reactor, fm.threads, f"filtermail-{direction}")
-    pool.setServiceParent(daemon)
+    daemon = Daemon(reactor, f"filtermail-{direction}", args)
+    pool = daemon.pool(fm.threads)
     reinject = ReinjectPool(reactor, wiring.reinject, config.mail_domain, fm.reinject_timeout)
-    _ClosePool(reinject).setServiceParent(daemon)
+    daemon.on_stop(reinject.close)
     if direction == "outgoing":
         parts = _outgoing_parts(config)
     else:
         parts = _incoming_parts(config, reactor, pool)
     handler = FilterHandler(direction, pool=pool, reinject=reinject, clock=reactor, **parts)
     factory = SMTPFactory(handler, config.mail_domain, config.max_message_size)
-    daemon.listen(wiring.listen, factory, "smtp")
     metrics = wiring.metrics or (fm.metrics if direction == "outgoing" else None)
-    add_metrics_endpoint(daemon, metrics)
+    daemon.serve(wiring.listen, factory, "smtp", metrics)
     return daemon
 
 
@@ -86,5 +70,4 @@ def _add_arguments(parser):
                         help="which filter to run (both share one config file)")
 
 
-def main(argv=None) -> None:
-    sys.exit(run("chatmail-filtermail", make_service, argv, _add_arguments))
+main = daemon_main("chatmail-filtermail", make_service, _add_arguments)

@@ -1,6 +1,7 @@
 """Reinjection: hand an accepted message back to Postfix over SMTP, unchanged.
 
-The envelope goes on as received: MAIL FROM (the null sender too) with the
+`ReinjectPool.deliver` takes the parsed `mail.Mail` (and header fields to
+prepend, such as DKIM-Signature). The envelope goes on as received: MAIL FROM (the null sender too) with the
 ESMTP parameters the reinject service announces (SIZE, BODY=8BITMIME,
 SMTPUTF8, DSN's RET/ENVID/NOTIFY/ORCPT), every RCPT, and the XFORWARD
 attributes (Postfix's XFORWARD_README) so Postfix logs the original client.
@@ -27,8 +28,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from .smtpdata import stuffed_parts
-from .smtpserver import Reply, no_delay
+from ..core.failures import Temporary
+from .smtp import Reply, no_delay, stuffed_parts
 
 CHUNK = 1 << 16
 IDLE_SECONDS = 30
@@ -37,9 +38,9 @@ PARAM_EXTENSIONS = {"SIZE": "SIZE", "BODY": "8BITMIME", "SMTPUTF8": "SMTPUTF8",
                     "RET": "DSN", "ENVID": "DSN", "NOTIFY": "DSN", "ORCPT": "DSN"}
 
 
-class ReinjectError(Exception):
-    """The reinjection did not end in 250. `lost`: the connection was gone;
-    `sent`: DATA had begun (then a retry could duplicate the message)."""
+class ReinjectError(Temporary):
+    """The reinjection did not end in 250 (so the filter answers 451). `lost`: the
+    connection was gone; `sent`: DATA had begun (a retry could duplicate it)."""
 
     def __init__(self, why: str, sent: bool = False, lost: bool = False):
         super().__init__(why)
@@ -214,9 +215,10 @@ class ReinjectPool:
         self.max_idle = max_idle
         self.idle = []
 
-    def deliver(self, envelope, parts) -> defer.Deferred:
-        """Reinject `parts` (the message, possibly after header bytes to prepend)."""
-        d = self._deliver(envelope, parts)
+    def deliver(self, mail, prepend: bytes = b"") -> defer.Deferred:
+        """Reinject `mail` (a `mail.Mail`): its envelope as received, its bytes
+        unchanged after `prepend` (header fields added, e.g. DKIM-Signature)."""
+        d = self._deliver(mail.envelope, [prepend, mail.data])
         return d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
 
     @staticmethod

@@ -1,24 +1,15 @@
 """`chatmail-lastlogin --config FILE`: the last-login dict daemon."""
 
-import sys
-
-from ..core.dictproto import DictServerFactory
-from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, listen_description, run
+from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
 from .dictfront import LastLoginDict
 
 
 def make_service(config, reactor, args=None) -> Daemon:
-    daemon = Daemon(reactor, "lastlogin")
-    pool = BlockingPool(reactor, 2, "lastlogin")
-    pool.setServiceParent(daemon)
-    handler = LastLoginDict(config, open_store(config), pool)
-    daemon.listen(listen_description(args, config.lastlogin.listen),
-                  DictServerFactory(handler), "dict")
-    add_metrics_endpoint(daemon, config.lastlogin.metrics)
+    daemon = Daemon(reactor, "lastlogin", args)
+    handler = LastLoginDict(config, open_store(config), daemon.pool(2))
+    daemon.serve_dict(config.lastlogin, handler)
     return daemon
 
 
-def main(argv=None) -> None:
-    sys.exit(run("chatmail-lastlogin", make_service, argv))
+main = daemon_main("chatmail-lastlogin", make_service)

@@ -4,7 +4,7 @@ Keys (Dovecot prefixes a mailbox GUID we do not need: tokens are per address):
 
     priv/<guid>/devicetoken      lookup: the address's live tokens, space-separated | N
                                  set: add a token; unset (SETMETADATA ... NIL): remove all
-    priv/<guid>/messagenew       set by conf/dovecot/push_notification.lua on delivery:
+    priv/<guid>/messagenew       set by conf/dovecot/chatmail-push.lua on delivery:
                                  queue one notification per token
     shared/<guid>/vendor/vendor.dovecot/pvt/server/vendor/deltachat/<name>
                                  lookup: a server capability key (serverkeys.py)

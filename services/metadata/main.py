@@ -1,10 +1,6 @@
 """`chatmail-metadata --config FILE`: IMAP METADATA dict and the push notifier."""
 
-import sys
-
-from ..core.dictproto import DictServerFactory
-from ..core.metrics import add_metrics_endpoint
-from ..core.runner import BlockingPool, Daemon, listen_description, run
+from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
 from .dictfront import MetadataDict
 from .http import HttpPoster
@@ -15,9 +11,8 @@ from .serverkeys import ServerKeys
 
 def make_service(config, reactor, args=None) -> Daemon:
     settings = config.metadata
-    daemon = Daemon(reactor, "metadata")
-    pool = BlockingPool(reactor, settings.threads, "metadata")
-    pool.setServiceParent(daemon)
+    daemon = Daemon(reactor, "metadata", args)
+    pool = daemon.pool(settings.threads)
     store = open_store(config)
     policy = PushPolicy(settings, store)
     poster = HttpPoster(reactor, settings.notify_url, settings.notify_ca_file,
@@ -25,12 +20,9 @@ def make_service(config, reactor, args=None) -> Daemon:
     notifier = Notifier(policy, store, pool, poster, reactor, settings)
     notifier.setName("notifier")
     notifier.setServiceParent(daemon)
-    handler = MetadataDict(config, policy, ServerKeys(config, reactor, pool), notifier,
-                           pool, reactor)
-    daemon.listen(listen_description(args, settings.listen), DictServerFactory(handler), "dict")
-    add_metrics_endpoint(daemon, settings.metrics)
+    server_keys = ServerKeys(config, reactor, pool)
+    daemon.serve_dict(settings, MetadataDict(config, policy, server_keys, notifier, pool, reactor))
     return daemon
 
 
-def main(argv=None) -> None:
-    sys.exit(run("chatmail-metadata", make_service, argv))
+main = daemon_main("chatmail-metadata", make_service)

@@ -1,22 +1,12 @@
 """The push notifier: drains the persistent push queue into the notification service.
 
-Every notification Dovecot handed us is already on disk (the store's push
-queue) before Dovecot got its answer. This service claims due items, POSTs
-each token (at most `notify_concurrency` at once) and then, by the answer:
-
-- 200: delivered, the item is completed;
-- 410: the token is dead: it is removed from its address, the item completed;
-- anything else (other status, timeout, TLS or connection error): retried
-  after an exponential back-off with jitter (`notify_retry_min` doubling up
-  to `notify_retry_max`), the attempt count and next due time persisted.
-
-An item is dropped at its absolute deadline (fixed when it was first queued,
-so a restart never extends or shortens it): the last attempt is made at the
-deadline itself, and an item claimed after it is dropped unsent.
-
-A claimed item is hidden from other claims for a lease (the request timeout
-plus a margin); if we crash, it is due again when the lease ends. Every store
-or HTTP failure is logged and retried later: nothing stops the loop.
+Every notification Dovecot handed us is already in the store's push queue
+before Dovecot got its answer. This service claims due items under a lease,
+POSTs each token (at most `notify_concurrency` at once) and by the answer
+completes the item (200), drops the dead token (410) or reschedules it with
+back-off until its deadline. The schedule as operators see it is
+docs/push.md. Every store or HTTP failure is logged and retried later:
+nothing stops the loop.
 """
 
 import random

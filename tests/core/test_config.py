@@ -1,6 +1,10 @@
+import dataclasses
 import re
+import typing
+from pathlib import Path
 
 import pytest
+import yaml
 
 from chatmail_services.core.config import ConfigError, load_config, parse_size
 
@@ -31,8 +35,6 @@ def test_defaults_are_chatmails(tmp_path):
 
 
 def test_the_annotated_example_config_loads():
-    from pathlib import Path
-
     c = load_config(Path(__file__).parents[2] / "conf" / "chatmail.yaml")
     assert c.mail_domain == "chat.example.org"
 
@@ -149,3 +151,76 @@ def test_legacy_ini_iroh_relay_and_turn_socket_become_server_keys(tmp_path):
     keys = c.metadata.server_keys
     assert keys["irohrelay"].value == "https://iroh.x.org"
     assert (keys["turn"].turn_socket, keys["turn"].value) == ("/run/t.sock", "{mail_domain}:3478")
+
+
+EXAMPLE = Path(__file__).parents[2] / "conf" / "chatmail.yaml"
+
+
+def schema_keys(cls=None, prefix=""):
+    """Every key path of the schema; a section (not an optional one) is walked."""
+    from chatmail_services.core.config import Config
+
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in ("path", "warnings"):
+            continue
+        yield prefix + f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from schema_keys(hints[f.name], f"{prefix}{f.name}.")
+
+
+def documented_keys(data, prefix=""):
+    """Every key path the example file shows; server_keys' entries are values."""
+    for name, value in data.items():
+        yield prefix + name
+        if isinstance(value, dict) and name != "server_keys":
+            yield from documented_keys(value, f"{prefix}{name}.")
+
+
+def test_every_key_is_documented_in_the_example_config():
+    documented = set(documented_keys(yaml.safe_load(EXAMPLE.read_text())))
+    assert sorted(set(schema_keys()) - documented) == []
+    assert sorted(documented - set(schema_keys())) == []
+
+
+def test_the_example_config_shows_every_default(tmp_path):
+    assert load_config(EXAMPLE) == load_config(write(tmp_path, MINIMAL))
+
+
+@pytest.mark.parametrize("section,key,value,problem", [
+    ("doveauth", "threads", 0, "must be between 1 and 64"),
+    ("doveauth", "create_threads", 65, "must be between 1 and 64"),
+    ("redis", "socket_timeout", 61, "must be more than 0 and at most 60 seconds"),
+    ("metadata", "notify_timeout", 0, "must be positive"),
+    ("metadata", "max_token_length", 16385, "must be between 1 and 16384"),
+    ("metadata", "notify_retry_min", 2000,
+     "must be positive and not exceed metadata.notify_retry_max"),
+    ("filtermail", "max_user_send_burst_size", 0, "must be positive"),
+    ("expire", "delete_large_after", 0, "must be at least 1 (days)"),
+])
+def test_a_value_outside_its_bound_names_the_key(tmp_path, section, key, value, problem):
+    path = write(tmp_path, MINIMAL + f"{section}: {{{key}: {value}}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: {section}.{key}: {problem}"
+
+
+def test_every_declared_ini_name_fills_a_key(tmp_path):
+    from chatmail_services.core.legacyini import _DECLARED
+
+    values = {name: "9" for name in _DECLARED}
+    values.update(mail_domain="x.org", mailboxes_dir="/srv/mail", iroh_relay="https://i.x.org",
+                  turn_socket_path="/run/t.sock", passthrough_senders="a@x.org")
+    text = "[params]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+    c = load_config(write(tmp_path, text, "chatmail.ini"))
+    assert c.warnings == ()
+    assert (c.max_message_size, c.max_mailbox_size, c.expire.delete_large_after) == (9, 9, 9)
+    assert c.filtermail.incoming == c.filtermail.incoming.__class__(
+        "tcp:9:interface=127.0.0.1", "tcp:127.0.0.1:9")
+
+
+def test_a_legacy_port_that_is_not_a_number_names_the_key(tmp_path):
+    text = "[params]\nmail_domain = x.org\nfiltermail_smtp_port = http\n"
+    with pytest.raises(ConfigError, match=re.escape("params.filtermail_smtp_port: expected a whole")):
+        load_config(write(tmp_path, text, "chatmail.ini"))

@@ -1,6 +1,9 @@
 """Fixtures for filtermail: real OpenPGP messages (PGPy and GnuPG) and .eml templates.
 
 Keys and messages are made once per session; every test sees the same bytes.
+PGPy's messages need nothing but PGPy; GnuPG's need the `gpg` binary, and a
+test that asks for them fails when it is missing (apt-get install gnupg):
+it is never skipped.
 """
 
 import os
@@ -113,23 +116,30 @@ class GnuPG:
 @pytest.fixture(scope="session")
 def gnupg(tmp_path_factory):
     if shutil.which("gpg") is None:
-        pytest.skip("gpg is not installed (apt-get install gnupg)")
+        pytest.fail("gpg is not installed (apt-get install gnupg)", pytrace=False)
     gpg = GnuPG(tmp_path_factory.mktemp("gnupg"))
     yield gpg
     gpg.close()
 
 
 @pytest.fixture(scope="session")
-def encrypted_messages(pgpy_keys, gnupg):
-    """Real armored encrypted messages from PGPy and GnuPG, by name."""
+def pgpy_messages(pgpy_keys):
+    """Real armored encrypted messages from PGPy, by name."""
     rsa, ecc = pgpy_keys["rsa"], pgpy_keys["ecc"]
-    large = os.urandom(LARGE_PLAINTEXT_SIZE)
     return {
         "pgpy-rsa": pgpy_encrypt("hello", [rsa]),
         "pgpy-curve25519": pgpy_encrypt("hello", [ecc]),
         "pgpy-two-recipients": pgpy_encrypt("hello", [rsa, ecc]),
         "pgpy-passphrase": pgpy_encrypt("hello", passphrase="secret"),
         "pgpy-passphrase-and-key": pgpy_encrypt("hello", [ecc], passphrase="secret"),
+    }
+
+
+@pytest.fixture(scope="session")
+def gnupg_messages(gnupg):
+    """Real armored encrypted messages from GnuPG, by name."""
+    large = os.urandom(LARGE_PLAINTEXT_SIZE)
+    return {
         "gnupg-small": gnupg.encrypt(b"hello\n"),
         "gnupg-large-partial-lengths": gnupg.encrypt(large),
         "gnupg-uncompressed": gnupg.encrypt(large, "--compress-algo", "none"),
@@ -139,7 +149,18 @@ def encrypted_messages(pgpy_keys, gnupg):
     }
 
 
+@pytest.fixture
+def encrypted_message(request):
+    """encrypted_message(name): one real message, asking GnuPG only for "gnupg-*"."""
+
+    def get(name):
+        tool = "gnupg" if name.startswith("gnupg-") else "pgpy"
+        return request.getfixturevalue(f"{tool}_messages")[name]
+
+    return get
+
+
 @pytest.fixture(scope="session")
-def armored(encrypted_messages):
+def armored(pgpy_messages):
     """One real encrypted message (curve25519, as Delta Chat uses)."""
-    return encrypted_messages["pgpy-curve25519"]
+    return pgpy_messages["pgpy-curve25519"]

@@ -11,7 +11,8 @@ from twisted.internet import defer
 from twisted.internet.error import ConnectionRefusedError
 from twisted.test import iosim
 
-from chatmail_services.filtermail.smtpserver import Reply, SMTPServer
+from chatmail_services.filtermail.server import SMTPServer
+from chatmail_services.filtermail.smtp import Reply
 
 QUEUED = Reply(250, "2.0.0 Ok: queued as 4ABCDEF")
 

@@ -3,13 +3,16 @@
 import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 
 from chatmail_services.core.store import StoreError, StoreUnavailable
 from chatmail_services.core.store.files import FilesStore
-from chatmail_services.filtermail.filter import FilterHandler, incoming_judge, outgoing_judge
-from chatmail_services.filtermail.ratelimit import RateLimiter, SendRateLimit
+from chatmail_services.core.gcra import RateLimiter
+from chatmail_services.filtermail.filter import (
+    FilterHandler, SendRateLimit, incoming_judge, outgoing_judge,
+)
 from chatmail_services.filtermail.reinject import ReinjectPool
-from chatmail_services.filtermail.smtpserver import SMTPServer
+from chatmail_services.filtermail.server import SMTPServer
 
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 
@@ -142,11 +145,18 @@ def test_incoming_cleartext_refused_only_for_accounts_that_enforce_e2ee(env, eml
     assert env.send(proto, eml("encrypted", OUTSIDE, BOB), OUTSIDE, [BOB]).startswith("250")
 
 
-def test_incoming_store_failure_is_451(env, eml):
+@pytest.mark.parametrize("error, logged", [
+    (OSError("disk on fire"), 1),  # a bug in the store: a traceback
+    (StoreError("odd answer"), 1),  # one line
+    (StoreUnavailable("redis down"), 0),  # the store logged the outage once
+])
+def test_incoming_store_failure_is_451_logged_at_most_once(env, eml, error, logged):
     class BrokenStore:
         def enforces_e2ee_incoming(self, addr):
-            raise OSError("disk on fire")
+            raise error
 
     proto = env.server("incoming", judge=incoming_judge(env.config, BrokenStore()))
+    events = []
+    proto.log = Logger(observer=events.append)
     assert env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB]) == TEMPFAIL
-    assert env.sink.received == []
+    assert env.sink.received == [] and len(events) == logged

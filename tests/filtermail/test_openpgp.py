@@ -172,24 +172,24 @@ REAL = ["pgpy-rsa", "pgpy-curve25519", "pgpy-two-recipients", "pgpy-passphrase",
 
 
 @pytest.mark.parametrize("name", REAL)
-def test_real_encrypted_message_passes(encrypted_messages, name):
-    assert check_armored_pgp_message(encrypted_messages[name]).ok
+def test_real_encrypted_message_passes(encrypted_message, name):
+    assert check_armored_pgp_message(encrypted_message(name)).ok
 
 
 @pytest.mark.parametrize("name", REAL)
-def test_real_encrypted_message_passes_with_crlf_and_trailing_blanks(encrypted_messages, name):
-    crlf = encrypted_messages[name].replace(b"\n", b"  \r\n") + b"\r\n\r\n"
+def test_real_encrypted_message_passes_with_crlf_and_trailing_blanks(encrypted_message, name):
+    crlf = encrypted_message(name).replace(b"\n", b"  \r\n") + b"\r\n\r\n"
     assert check_armored_pgp_message(b"\r\n" + crlf)
 
 
-def test_gnupg_stdin_message_really_uses_partial_lengths(gnupg, encrypted_messages):
-    listing = gnupg.list_packets(encrypted_messages["gnupg-large-partial-lengths"])
+def test_gnupg_stdin_message_really_uses_partial_lengths(gnupg, gnupg_messages):
+    listing = gnupg.list_packets(gnupg_messages["gnupg-large-partial-lengths"])
     seipd = [line for line in listing.splitlines() if "tag=18" in line]
     assert len(seipd) == 1 and "partial" in seipd[0]
 
 
-def test_gnupg_comment_header_is_present(encrypted_messages):
-    assert b"\nComment: made by a test" in encrypted_messages["gnupg-comment-header"]
+def test_gnupg_comment_header_is_present(gnupg_messages):
+    assert b"\nComment: made by a test" in gnupg_messages["gnupg-comment-header"]
 
 
 @pytest.mark.parametrize("text", ["hello", "x" * 5000])
@@ -276,16 +276,16 @@ def test_every_truncation_of_a_packet_sequence_is_refused_without_raising():
     assert check_packets(data)
 
 
-def test_random_truncations_of_real_messages_never_raise(encrypted_messages):
+def test_random_truncations_of_real_messages_never_raise(pgpy_messages, gnupg_messages):
     rng = random.Random(3156)
-    for message in encrypted_messages.values():
+    for message in [*pgpy_messages.values(), *gnupg_messages.values()]:
         for end in rng.sample(range(len(message)), min(200, len(message))):
             assert check_armored_pgp_message(message[:end]).ok in (True, False)
 
 
-def test_random_byte_flips_never_raise(encrypted_messages):
+def test_random_byte_flips_never_raise(gnupg_messages):
     rng = random.Random(4880)
-    binary = dearmor(encrypted_messages["gnupg-large-partial-lengths"])
+    binary = dearmor(gnupg_messages["gnupg-large-partial-lengths"])
     for _ in range(1000):
         mutated = bytearray(binary[:3000])
         for _ in range(rng.randint(1, 4)):

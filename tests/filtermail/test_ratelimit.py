@@ -1,13 +1,10 @@
-"""GCRA per-sender rate limit with time passed in; no clocks, no sleeps."""
+"""The per-sender rate limit: GCRA with time passed in (no clocks, no sleeps), its reply."""
 
 import pytest
 
-from chatmail_services.filtermail.ratelimit import (
-    RateLimiter,
-    humanize_seconds,
-    rate_limit_reply,
-    rate_limited,
-)
+from chatmail_services.core.failures import Refused
+from chatmail_services.core.gcra import RateLimiter
+from chatmail_services.filtermail.smtp import reply_for, retry_text
 
 SENDER = "alice@chat.example.org"
 
@@ -97,12 +94,11 @@ def test_nonsense_parameters_are_refused(kwargs):
     (59.0, "59 seconds"), (119.0, "119 seconds"), (119.2, "2 minutes"), (3601, "61 minutes"),
 ])
 def test_retry_time_is_human_readable(seconds, text):
-    assert humanize_seconds(seconds) == text
+    assert retry_text(seconds) == "try again in " + text
 
 
 def test_rate_limit_reply_text():
-    assert rate_limit_reply(0.4) == (
+    assert str(reply_for(Refused("rate-limited", retry_text(0.4)))) == (
         "450 4.7.1 Rate limit exceeded: too much mail from this sender, try again in 1 second")
-    verdict = rate_limited(12.5)
-    assert (verdict.accept, verdict.code, verdict.reason) == (False, 450, "rate-limited")
-    assert verdict.reply.endswith("try again in 13 seconds")
+    assert reply_for(Refused("rate-limited", retry_text(12.5))).text.endswith(
+        "try again in 13 seconds")

@@ -4,8 +4,8 @@ import pytest
 from twisted.internet.task import Clock
 
 from chatmail_services.filtermail.reinject import IDLE_SECONDS, ReinjectError, ReinjectPool
-from chatmail_services.filtermail.smtpdata import dot_stuff, stuffed_parts, unstuff
-from chatmail_services.filtermail.smtpserver import Envelope, Reply
+from chatmail_services.filtermail.mail import Envelope, Mail
+from chatmail_services.filtermail.smtp import Reply, dot_stuff, stuffed_parts, unstuff
 
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 
@@ -44,8 +44,8 @@ def envelope(**kw):
     return Envelope(**kw)
 
 
-def deliver(loop, pool, env, parts):
-    d = pool.deliver(env, parts)
+def deliver(loop, pool, env, message, prepend=b""):
+    d = pool.deliver(Mail(env, message), prepend)
     loop.flush()
     results = []
     d.addBoth(results.append)
@@ -56,7 +56,7 @@ def test_envelope_params_xforward_and_bytes_arrive_unchanged(loop, pool, sink):
     env = envelope(mail_from="", mail_params=("SIZE=77", "BODY=8BITMIME", "X-UNKNOWN=1"),
                    rcpts=[("b@example.net", ("NOTIFY=NEVER",)), ("c@example.net", ())],
                    xforward=("NAME=mx.example.net", "ADDR=192.0.2.1", "BOGUS=1"))
-    assert deliver(loop, pool, env, [MESSAGE]) == QUEUED
+    assert deliver(loop, pool, env, MESSAGE) == QUEUED
     (got, message), = sink.received
     assert message == MESSAGE
     assert got.mail_from == "" and got.mail_params == ("SIZE=77", "BODY=8BITMIME")
@@ -65,20 +65,20 @@ def test_envelope_params_xforward_and_bytes_arrive_unchanged(loop, pool, sink):
 
 
 def test_prepended_header_and_empty_message(loop, pool, sink):
-    assert deliver(loop, pool, envelope(), [b"DKIM-Signature: x\r\n", MESSAGE]) == QUEUED
-    assert deliver(loop, pool, envelope(), [b""]) == QUEUED
+    assert deliver(loop, pool, envelope(), MESSAGE, b"DKIM-Signature: x\r\n") == QUEUED
+    assert deliver(loop, pool, envelope(), b"") == QUEUED
     assert [m for _, m in sink.received] == [b"DKIM-Signature: x\r\n" + MESSAGE, b""]
 
 
 def test_large_message_is_streamed_in_chunks(loop, pool, sink):
     big = (b"." + b"y" * 998 + b"\r\n") * 3000
-    assert deliver(loop, pool, envelope(), [big]) == QUEUED
+    assert deliver(loop, pool, envelope(), big) == QUEUED
     assert sink.received[0][1] == big
 
 
 def test_connections_are_reused_and_expire_when_idle(loop, pool, endpoint, clock):
     for _ in range(3):
-        assert deliver(loop, pool, envelope(), [MESSAGE]) == QUEUED
+        assert deliver(loop, pool, envelope(), MESSAGE) == QUEUED
     assert len(endpoint.connections) == 1
     clock.advance(IDLE_SECONDS + 1)
     loop.flush()
@@ -88,11 +88,11 @@ def test_connections_are_reused_and_expire_when_idle(loop, pool, endpoint, clock
 
 
 def test_dead_idle_connection_is_replaced_transparently(loop, pool, endpoint, sink):
-    assert deliver(loop, pool, envelope(), [MESSAGE]) == QUEUED
+    assert deliver(loop, pool, envelope(), MESSAGE) == QUEUED
     server, _ = endpoint.connections[0]
     server.transport.loseConnection()  # Postfix's smtpd went away meanwhile
     loop.flush()
-    assert deliver(loop, pool, envelope(), [MESSAGE]) == QUEUED
+    assert deliver(loop, pool, envelope(), MESSAGE) == QUEUED
     assert len(endpoint.connections) == 2 and len(sink.received) == 2
 
 
@@ -102,7 +102,7 @@ def test_refusal_fails_and_the_connection_is_not_reused(loop, pool, endpoint, si
         sink.mail_reply = Reply(451, "4.3.0 try later")
     else:
         sink.reply = Reply(554, "5.7.1 no")
-    failure = deliver(loop, pool, envelope(), [MESSAGE])
+    failure = deliver(loop, pool, envelope(), MESSAGE)
     assert failure.check(ReinjectError)
     assert failure.value.sent == (where == "data")
     assert pool.idle == []
@@ -110,13 +110,13 @@ def test_refusal_fails_and_the_connection_is_not_reused(loop, pool, endpoint, si
 
 def test_unreachable_reinject_service_fails(loop, pool, endpoint):
     endpoint.refuse = True
-    failure = deliver(loop, pool, envelope(), [MESSAGE])
+    failure = deliver(loop, pool, envelope(), MESSAGE)
     assert failure.check(ReinjectError) and "cannot connect" in str(failure.value)
 
 
 def test_slow_reinject_service_times_out(loop, pool, sink, clock):
     sink.hold = True
-    d = pool.deliver(envelope(), [MESSAGE])
+    d = pool.deliver(Mail(envelope(), MESSAGE))
     loop.flush()
     assert not d.called
     clock.advance(61)
@@ -145,7 +145,7 @@ def test_nothing_keeps_a_message_alive_after_its_delivery(loop, pool, endpoint, 
     import gc
     import weakref
 
-    assert deliver(loop, pool, envelope(), [MESSAGE]) == QUEUED  # parks a connection
+    assert deliver(loop, pool, envelope(), MESSAGE) == QUEUED  # parks a connection
     if situation == "parked connection died":
         endpoint.connections[0][0].transport.loseConnection()
         loop.flush()
@@ -156,7 +156,7 @@ def test_nothing_keeps_a_message_alive_after_its_delivery(loop, pool, endpoint, 
         endpoint.refuse = True
     message = WatchedMessage(MESSAGE)
     watch = weakref.ref(message)
-    result = deliver(loop, pool, envelope(), [message])
+    result = deliver(loop, pool, envelope(), message)
     delivered = result == QUEUED
     del message, result
     gc.collect()

@@ -23,6 +23,7 @@ import pytest
 
 from chatmail_services.core.config import DkimSign
 from chatmail_services.filtermail.dkimcheck import DkimSigner
+from chatmail_services.filtermail.mail import Envelope, Mail
 
 from dkim_keys import make_dkim_key  # scripts/
 from .conftest import LocalRelay, imap_login
@@ -99,6 +100,13 @@ def submit(relay, login, mail_from, rcpts, message, port="submission"):
         client.starttls(context=ctx)
         client.login(login, PASSWORD)
         return client.sendmail(mail_from, rcpts, message)
+
+
+def dkim_signed(signer, message, *tamper):
+    """The DKIM-Signature fields for `message`, then the message (`tamper`:
+    a str.replace pair applied after signing)."""
+    signature = signer.sign(Mail(Envelope("carol@sender.example"), message))
+    return signature + (message.replace(*tamper) if tamper else message)
 
 
 def send_port25(relay, mail_from, rcpts, message):
@@ -221,7 +229,7 @@ def test_port_25_mail_with_aligned_dkim_is_delivered(relay, sender_domain, armor
     signer, _ = sender_domain
     bob = account(relay)
     message = eml("encrypted", "carol@sender.example", bob, armored)
-    signed = signer.sign(message) + message
+    signed = dkim_signed(signer, message)
     assert send_port25(relay, "carol@sender.example", [bob], signed) == {}
     (delivered,) = inbox(relay, bob)
     assert delivered.endswith(signed)
@@ -233,7 +241,7 @@ def test_port_25_mail_without_valid_dkim_is_refused_554(relay, sender_domain, ar
     bob = account(relay)
     message = eml("encrypted", "carol@sender.example", bob, armored)
     if sign == "tampered":
-        message = signer.sign(message) + message.replace(b"Version: 1", b"Version: 1 ")
+        message = dkim_signed(signer, message, b"Version: 1", b"Version: 1 ")
     with pytest.raises(smtplib.SMTPDataError) as refused:
         send_port25(relay, "carol@sender.example", [bob], message)
     assert (refused.value.smtp_code, refused.value.smtp_error) == (
@@ -246,7 +254,7 @@ def test_port_25_dns_failure_is_451(relay, sender_domain, armored):
     signer = DkimSigner.from_config("servfail.example", DkimSign("s1", str(key)))
     message = eml("encrypted", "carol@servfail.example", bob, armored)
     with pytest.raises(smtplib.SMTPDataError) as deferred:
-        send_port25(relay, "carol@servfail.example", [bob], signer.sign(message) + message)
+        send_port25(relay, "carol@servfail.example", [bob], dkim_signed(signer, message))
     assert deferred.value.smtp_code == 451
 
 
@@ -256,7 +264,7 @@ def test_port_25_cleartext_to_an_account_enforcing_e2ee_is_refused(relay, sender
     bob = account(relay)
     message = eml("plain", "carol@sender.example", bob, armored)
     with pytest.raises(smtplib.SMTPDataError) as refused:
-        send_port25(relay, "carol@sender.example", [bob], signer.sign(message) + message)
+        send_port25(relay, "carol@sender.example", [bob], dkim_signed(signer, message))
     assert refused.value.smtp_code == 523
 
 

@@ -1,16 +1,23 @@
-"""Outgoing and incoming verdicts on real messages (DESIGN.md section 5)."""
+"""Outgoing and incoming verdicts on real messages, and the replies they become."""
 
 import dataclasses
 
 import pytest
 
-from chatmail_services.filtermail.verdicts import (
-    REFUSE_CLEARTEXT,
-    Verdict,
+from chatmail_services.core.failures import Refused
+from chatmail_services.filtermail.mail import Envelope, Mail
+from chatmail_services.filtermail.policy import (
+    CLEARTEXT,
+    INCOMING_RULES,
+    OUTGOING_RULES,
+    Accepted,
+    Incoming,
+    Outgoing,
     incoming_verdict,
     outgoing_verdict,
     recipient_matches_passthrough,
 )
+from chatmail_services.filtermail.smtp import REPLIES, reply_for
 
 DOMAIN = "chat.example.org"
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", "bob@example.net", f"carol@{DOMAIN}"
@@ -31,41 +38,52 @@ def eml(make_eml, armored):
     return make
 
 
-def outgoing(message, mail_from=ALICE, rcpt_tos=(BOB,), **policy):
-    policy.setdefault("mail_domain", DOMAIN)
-    return outgoing_verdict(mail_from, list(rcpt_tos), message, **policy)
+def mail_of(message, mail_from, rcpt_tos):
+    return Mail(Envelope(mail_from, rcpts=[(rcpt, ()) for rcpt in rcpt_tos]), message)
+
+
+def outgoing(message, mail_from=ALICE, rcpt_tos=(BOB,), mail_domain=DOMAIN,
+             passthrough_senders=(), passthrough_recipients=()):
+    policy = Outgoing.of(mail_domain, passthrough_senders, passthrough_recipients)
+    return outgoing_verdict(mail_of(message, mail_from, rcpt_tos), policy)
+
+
+def accepted(verdict) -> bool:
+    return isinstance(verdict, Accepted)
+
+
+def reply(verdict) -> str:
+    return str(reply_for(verdict))
 
 
 # --- outgoing ----------------------------------------------------------------
 
 
 def test_encrypted_mail_passes_outgoing(eml):
-    verdict = outgoing(eml("encrypted"))
-    assert verdict.accept and verdict.code == 250 and verdict.reason == "encrypted"
+    assert outgoing(eml("encrypted")) == Accepted("encrypted")
 
 
 @pytest.mark.parametrize("name", ["pgpy-rsa", "pgpy-two-recipients",
                                   "gnupg-large-partial-lengths"])
-def test_real_encrypted_messages_pass_outgoing(eml, encrypted_messages, name):
-    assert outgoing(eml("encrypted", armored=encrypted_messages[name].decode())).accept
+def test_real_encrypted_messages_pass_outgoing(eml, encrypted_message, name):
+    assert accepted(outgoing(eml("encrypted", armored=encrypted_message(name).decode())))
 
 
 def test_cleartext_is_refused_with_523(eml):
     verdict = outgoing(eml("plain"))
-    assert not verdict.accept
-    assert verdict.reply == ENCRYPTION_NEEDED
-    assert (verdict.reason, verdict.detail) == ("cleartext", "not multipart/encrypted")
+    assert reply(verdict) == ENCRYPTION_NEEDED
+    assert verdict == Refused("cleartext", "not multipart/encrypted")
 
 
 def test_from_header_is_compared_case_insensitively(eml):
-    assert outgoing(eml("encrypted", from_addr=ALICE.upper())).accept
-    assert outgoing(eml("encrypted"), mail_from=f"<{ALICE.title()}>").accept
+    assert accepted(outgoing(eml("encrypted", from_addr=ALICE.upper())))
+    assert accepted(outgoing(eml("encrypted"), mail_from=f"<{ALICE.title()}>"))
 
 
 @pytest.mark.parametrize("template", ["encrypted", "plain", "securejoin"])
 def test_from_header_not_matching_envelope_sender_is_refused(eml, template):
     verdict = outgoing(eml(template, from_addr=CAROL))
-    assert verdict.reply == "550 5.7.1 From header does not match envelope sender"
+    assert reply(verdict) == "550 5.7.1 From header does not match envelope sender"
     assert verdict.reason == "from-mismatch"
 
 
@@ -78,19 +96,19 @@ def test_from_header_not_matching_envelope_sender_is_refused(eml, template):
 ])
 def test_missing_or_repeated_from_is_refused(eml, change):
     verdict = outgoing(eml("encrypted").replace(*change))
-    assert verdict.reply == "550 5.7.1 Message needs exactly one From header with one address"
+    assert reply(verdict) == "550 5.7.1 Message needs exactly one From header with one address"
 
 
 @pytest.mark.parametrize("mail_from", ["", "<>", "mallory@evil.example"])
 def test_envelope_sender_of_another_domain_is_refused(eml, mail_from):
     verdict = outgoing(eml("encrypted"), mail_from=mail_from)
-    assert (verdict.code, verdict.reason) == (550, "foreign-sender")
+    assert (reply_for(verdict).code, verdict.reason) == (550, "foreign-sender")
 
 
 def test_without_mail_domain_only_the_from_header_binds_the_sender(eml):
     foreign = "mallory@evil.example"
     message = eml("encrypted", from_addr=foreign)
-    assert outgoing(message, mail_from=foreign, mail_domain=None).accept
+    assert accepted(outgoing(message, mail_from=foreign, mail_domain=None))
     assert outgoing(eml("encrypted"), mail_from="", mail_domain=None).reason == "from-mismatch"
 
 
@@ -100,7 +118,7 @@ def test_securejoin_request_passes_outgoing(eml, step):
 
 
 def test_securejoin_header_with_other_text_is_refused(eml):
-    assert outgoing(eml("securejoin", text="here is my secret")).reply == ENCRYPTION_NEEDED
+    assert reply(outgoing(eml("securejoin", text="here is my secret"))) == ENCRYPTION_NEEDED
 
 
 def test_self_sent_autocrypt_setup_message_passes(eml):
@@ -110,13 +128,13 @@ def test_self_sent_autocrypt_setup_message_passes(eml):
 
 @pytest.mark.parametrize("rcpt_tos", [[BOB], [ALICE, BOB], [CAROL]])
 def test_autocrypt_setup_message_to_someone_else_is_refused(eml, rcpt_tos):
-    assert outgoing(eml("asm", to_addr=ALICE), rcpt_tos=rcpt_tos).reply == ENCRYPTION_NEEDED
+    assert reply(outgoing(eml("asm", to_addr=ALICE), rcpt_tos=rcpt_tos)) == ENCRYPTION_NEEDED
 
 
 def test_passthrough_sender_may_send_cleartext(eml):
     verdict = outgoing(eml("plain"), passthrough_senders=[ALICE.upper()])
     assert verdict.reason == "passthrough-sender"
-    assert outgoing(eml("plain"), passthrough_senders=[CAROL]).reply == ENCRYPTION_NEEDED
+    assert reply(outgoing(eml("plain"), passthrough_senders=[CAROL])) == ENCRYPTION_NEEDED
 
 
 @pytest.mark.parametrize("rcpt_tos, entries, accepted", [
@@ -133,15 +151,15 @@ def test_passthrough_sender_may_send_cleartext(eml):
 ])
 def test_cleartext_to_only_passthrough_recipients_passes(eml, rcpt_tos, entries, accepted):
     verdict = outgoing(eml("plain"), rcpt_tos=rcpt_tos, passthrough_recipients=entries)
-    assert verdict.accept is accepted
+    assert isinstance(verdict, Accepted) is accepted
     assert verdict.reason == ("passthrough-recipients" if accepted else "cleartext")
 
 
 @pytest.mark.parametrize("message", [b"", b"\xff\xfe\x00garbage",
                                      b"From: <alice@chat.example.org>"])
 def test_hostile_messages_get_a_verdict_not_an_exception(message):
-    assert not outgoing(message).accept
-    assert not incoming_verdict("", [ALICE], message, lambda rcpt: True).accept
+    assert isinstance(outgoing(message), Refused)
+    assert isinstance(incoming_with(lambda rcpt: True, message, ""), Refused)
 
 
 def test_recipient_matches_passthrough_by_address_or_domain():
@@ -153,8 +171,11 @@ def test_recipient_matches_passthrough_by_address_or_domain():
 
 
 def incoming(message, mail_from=BOB, rcpt_tos=(ALICE,), enforcing=()):
-    return incoming_verdict(mail_from, list(rcpt_tos), message,
-                            lambda rcpt: rcpt in enforcing)
+    return incoming_with(lambda rcpt: rcpt in enforcing, message, mail_from, rcpt_tos)
+
+
+def incoming_with(enforces_e2ee, message, mail_from=BOB, rcpt_tos=(ALICE,)):
+    return incoming_verdict(mail_of(message, mail_from, rcpt_tos), Incoming(enforces_e2ee))
 
 
 def test_encrypted_mail_passes_incoming(eml):
@@ -163,19 +184,18 @@ def test_encrypted_mail_passes_incoming(eml):
 
 def test_incoming_cleartext_refused_when_a_recipient_enforces_e2ee(eml):
     message = eml("plain", from_addr=BOB, to_addr=ALICE)
-    assert incoming(message, enforcing={ALICE}).reply == ENCRYPTION_NEEDED
-    assert incoming(message, rcpt_tos=[CAROL, ALICE], enforcing={ALICE}).reply == ENCRYPTION_NEEDED
+    assert reply(incoming(message, enforcing={ALICE})) == ENCRYPTION_NEEDED
+    assert reply(incoming(message, rcpt_tos=[CAROL, ALICE], enforcing={ALICE})) == ENCRYPTION_NEEDED
 
 
 def test_incoming_cleartext_accepted_when_no_recipient_enforces_e2ee(eml):
     verdict = incoming(eml("plain", from_addr=BOB), rcpt_tos=[ALICE, CAROL])
-    assert verdict.accept and verdict.reason == "cleartext-allowed"
+    assert verdict == Accepted("cleartext-allowed")
 
 
 def test_enforcement_is_asked_with_normalized_recipients(eml):
     asked = []
-    incoming_verdict(BOB, ["<Alice@Chat.Example.org>"], eml("plain", from_addr=BOB),
-                     lambda rcpt: asked.append(rcpt))
+    incoming_with(asked.append, eml("plain", from_addr=BOB), rcpt_tos=["<Alice@Chat.Example.org>"])
     assert asked == [ALICE]
 
 
@@ -183,9 +203,9 @@ def test_enforcement_is_not_asked_for_encrypted_mail_and_store_errors_propagate(
     def broken_store(rcpt):
         raise OSError("store down")
 
-    assert incoming_verdict(BOB, [ALICE], eml("encrypted", from_addr=BOB), broken_store).accept
+    assert accepted(incoming_with(broken_store, eml("encrypted", from_addr=BOB)))
     with pytest.raises(OSError):
-        incoming_verdict(BOB, [ALICE], eml("plain", from_addr=BOB), broken_store)
+        incoming_with(broken_store, eml("plain", from_addr=BOB))
 
 
 def test_securejoin_request_passes_incoming(eml):
@@ -205,15 +225,22 @@ def test_mailer_daemon_bounce_passes_incoming(eml, mail_from):
 ])
 def test_report_lookalikes_are_cleartext(eml, mail_from, change):
     message = eml("bounce", to_addr=ALICE).replace(*change)
-    assert incoming(message, mail_from=mail_from, enforcing={ALICE}).reply == ENCRYPTION_NEEDED
+    assert reply(incoming(message, mail_from=mail_from, enforcing={ALICE})) == ENCRYPTION_NEEDED
 
 
 def test_null_sender_cleartext_is_refused_for_enforcing_recipient(eml):
-    assert incoming(eml("plain", from_addr=BOB), mail_from="", enforcing={ALICE}).code == 523
+    verdict = incoming(eml("plain", from_addr=BOB), mail_from="", enforcing={ALICE})
+    assert reply_for(verdict).code == 523
 
 
-def test_verdict_is_a_frozen_value():
+def test_verdicts_are_frozen_values():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        REFUSE_CLEARTEXT.code = 250
-    assert Verdict(False, 451, "4.3.0 Try again later", "internal").reply == (
-        "451 4.3.0 Try again later")
+        CLEARTEXT.reason = "encrypted"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Accepted("encrypted").reason = "cleartext"
+
+
+def test_every_refusal_of_the_policy_has_its_reply_in_the_table():
+    refusals = [v for _, v in OUTGOING_RULES + INCOMING_RULES if isinstance(v, Refused)]
+    for refusal in refusals + [CLEARTEXT]:
+        assert refusal.reason in REPLIES and reply_for(refusal).code >= 500

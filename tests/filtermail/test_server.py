@@ -3,10 +3,11 @@
 import pytest
 from twisted.internet import defer
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, Logger
 
-from chatmail_services.filtermail.smtpserver import (
-    DataReader, Reply, SMTPServer, parse_path, unstuff,
-)
+from chatmail_services.core.failures import Refused, Temporary
+from chatmail_services.filtermail.server import SMTPServer, parse_path
+from chatmail_services.filtermail.smtp import DataReader, Reply, unstuff
 
 from .smtp_helpers import QUEUED, SinkHandler
 
@@ -115,6 +116,42 @@ def test_any_failure_at_end_of_data_is_451_never_550(server, handler, failure):
     lines = talk(server, transaction())
     assert lines[-1] == "451 4.3.0 Error: queue file write error, try again later"
     assert talk(server, b"NOOP\r\n") == ["250 2.0.0 Ok"]  # the connection goes on
+
+
+@pytest.mark.parametrize("answer, reply", [
+    (Refused("cleartext", "not multipart/encrypted"),
+     "523 Encryption Needed: Invalid Unencrypted Mail"),
+    (Refused("dkim-dns-failure"),
+     "451 4.4.3 Temporary DNS failure looking up the DKIM key, try again later"),
+    (Refused("rate-limited", "try again in 3 seconds"),
+     "450 4.7.1 Rate limit exceeded: too much mail from this sender, try again in 3 seconds"),
+    (Refused("not-in-the-table"), "451 4.3.0 Error: queue file write error, try again later"),
+    (Refused("greeting"), "451 4.3.0 Error: queue file write error, try again later"),
+])
+def test_a_refusal_gets_its_reply_from_the_table(server, handler, answer, reply):
+    handler.reply = answer
+    talk(server, b"EHLO p\r\n")
+    assert talk(server, transaction())[-1] == reply
+
+
+def logged_temporary(why):
+    error = Temporary(why)
+    error.logged = True
+    return error
+
+
+@pytest.mark.parametrize("error, logs", [
+    (logged_temporary("redis down"), []),
+    (Temporary("disk full"), [(LogLevel.warn, False)]),  # one line, no traceback
+    (RuntimeError("bug"), [(LogLevel.critical, True)]),
+])
+def test_a_failure_is_451_and_logged_once_at_most(server, handler, error, logs):
+    events = []
+    server.log = Logger(observer=events.append)
+    handler.deliver = lambda envelope, message: defer.fail(error)
+    talk(server, b"EHLO p\r\n")
+    assert talk(server, transaction())[-1].startswith("451 4.3.0 ")
+    assert [(e["log_level"], "log_failure" in e) for e in events] == logs
 
 
 def test_size_parameter_over_the_limit_is_552(server):

@@ -18,14 +18,13 @@ undecoded (8-bit bytes are data) with dot-stuffing undone (RFC 5321 section
 4.5.2).
 
 ``handler.check_mail(addr, params)`` answers MAIL FROM: None to accept, a
-refusal Reply, or a Deferred of either (input waits meanwhile).
-``handler.deliver(envelope, message)`` returns a Deferred reply; whatever
-goes wrong in it becomes ``451 4.3.0`` (`TEMPFAIL`) in `_data_done`, the one
-place where a failure turns into a reply: the client keeps the message and
+refusal (`core.failures.Refused`, or a `smtp.Reply`), or a Deferred of either
+(input waits meanwhile). ``handler.deliver(envelope, message)`` returns a
+Deferred of a Refused or of Postfix's reply to the reinjection. `_answer` is
+the one place where an answer becomes a reply (`smtp.reply_for`) and a
+failure a ``451 4.3.0`` (`smtp.temporary`): the client keeps the message and
 retries, nothing is lost.
 """
-
-from dataclasses import dataclass, field
 
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
@@ -33,73 +32,33 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 
-from .smtpdata import DataReader, unstuff
-
-
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    text: str
-
-    def encode(self) -> bytes:
-        lines = self.text.split("\n")
-        out = [f"{self.code}-{line}" for line in lines[:-1]] + [f"{self.code} {lines[-1]}"]
-        return "".join(line + "\r\n" for line in out).encode("utf-8", "surrogateescape")
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.code < 300
-
-
-TEMPFAIL = Reply(451, "4.3.0 Error: queue file write error, try again later")
-TOO_BIG = Reply(552, "5.3.4 Error: message file too big")
-OK = Reply(250, "2.0.0 Ok")
-
-
-@dataclass
-class Envelope:
-    """One mail transaction: MAIL FROM (without <>; "" is the null sender),
-    its ESMTP parameters, and the RCPTs with theirs, all as received."""
-
-    mail_from: str
-    mail_params: tuple = ()
-    rcpts: list = field(default_factory=list)  # [(address, params)]
-    xforward: tuple = ()  # the XFORWARD attribute strings received, e.g. "NAME=x"
-    helo: str = ""
-
-    @property
-    def rcpt_tos(self) -> list:
-        return [addr for addr, _ in self.rcpts]
-
-
-def no_delay(transport):
-    """Disable Nagle's algorithm: a small write (".\r\n", a reply) must not wait
-    for the ACK of the previous one, which the peer delays by up to 40 ms."""
-    set_no_delay = getattr(transport, "setTcpNoDelay", None)
-    if set_no_delay is not None:
-        try:
-            set_no_delay(True)
-        except OSError:  # not a TCP socket after all
-            pass
+from .mail import Envelope
+from .smtp import (
+    REPLIES, TEMPFAIL, TOO_BIG, DataReader, Reply, no_delay, reply_for, temporary, unstuff,
+)
 
 
 class SyntaxProblem(Exception):
-    """A command argument that cannot be parsed; str() is the reply text."""
+    """A command argument that cannot be parsed; `reply` is the 501 to send."""
+
+    def __init__(self, key: str, **fields):
+        self.reply = REPLIES[key].filled(**fields)
+        super().__init__(self.reply.text)
 
 
 def parse_path(arg: str, keyword: str):
     """Parse ``FROM:<addr> PARAMS`` / ``TO:<addr> PARAMS``: (address, params)."""
     head, sep, rest = arg.partition(":")
     if not sep or head.strip().upper() != keyword:
-        raise SyntaxProblem(f"5.5.4 Syntax: {keyword}:<address>")
+        raise SyntaxProblem("path-syntax", keyword=keyword)
     rest = rest.lstrip()
     if rest.startswith("<"):
         end = _closing_bracket(rest)
         if end < 0:
-            raise SyntaxProblem("5.1.7 Bad address syntax")
+            raise SyntaxProblem("address-syntax")
         addr, params = rest[1:end], rest[end + 1:]
         if params and not params[0].isspace():
-            raise SyntaxProblem("5.1.7 Bad address syntax")
+            raise SyntaxProblem("address-syntax")
     else:  # tolerated, like Postfix's default (strict_rfc821_envelopes = no)
         addr, _, params = rest.partition(" ")
     return addr.strip(), tuple(params.split())
@@ -145,20 +104,17 @@ class SMTPServer(LineReceiver, TimeoutMixin):
     def connectionMade(self):
         no_delay(self.transport)
         self.setTimeout(self.IDLE_TIMEOUT)
-        self.reply(220, f"{self.hostname} ESMTP chatmail filtermail")
+        self.send(REPLIES["greeting"].filled(hostname=self.hostname))
 
     def timeoutConnection(self):
-        self.reply(421, "4.4.2 Error: timeout exceeded")
+        self.send(REPLIES["timeout"])
         self.transport.loseConnection()
-
-    def reply(self, code: int, text: str) -> None:
-        self.send(Reply(code, text))
 
     def send(self, reply: Reply) -> None:
         self.transport.write(reply.encode())
 
     def lineLengthExceeded(self, line):
-        self.reply(500, "5.5.0 Error: line too long")
+        self.send(REPLIES["line-too-long"])
         self.transport.loseConnection()
 
     # -- command mode ------------------------------------------------------
@@ -168,43 +124,43 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         verb, _, arg = text.partition(" ")
         command = getattr(self, "smtp_" + verb.upper(), None) if verb.isalpha() else None
         if command is None:
-            return self.reply(502, "5.5.2 Error: command not recognized")
+            return self.send(REPLIES["unknown-command"])
         try:
             command(arg.strip())
         except SyntaxProblem as problem:
-            self.reply(501, str(problem))
+            self.send(problem.reply)
 
     def smtp_EHLO(self, arg):
         self._greeted(arg)
         extensions = ["PIPELINING", f"SIZE {self.max_message_size}", "8BITMIME",
                       "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN",
                       "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"]
-        self.reply(250, "\n".join([self.hostname] + extensions))
+        self.send(Reply(250, "\n".join([self.hostname] + extensions)))
 
     def smtp_HELO(self, arg):
         self._greeted(arg)
-        self.reply(250, self.hostname)
+        self.send(Reply(250, self.hostname))
 
     def _greeted(self, arg):
         if not arg:
-            raise SyntaxProblem("5.5.4 Syntax: EHLO hostname")
+            raise SyntaxProblem("helo-syntax")
         self.helo = arg
         self._reset()
 
     def smtp_XFORWARD(self, arg):
         if self.envelope is not None:
-            return self.reply(503, "5.5.1 Error: MAIL transaction in progress")
+            return self.send(REPLIES["in-transaction"])
         attributes = arg.split()
         if not attributes or not all("=" in a for a in attributes):
-            raise SyntaxProblem("5.5.4 Syntax: XFORWARD attribute=value...")
+            raise SyntaxProblem("xforward-syntax")
         self.xforward.extend(attributes)
-        self.reply(250, "2.0.0 Ok")
+        self.send(REPLIES["ok"])
 
     def smtp_MAIL(self, arg):
         if self.helo is None:
-            return self.reply(503, "5.5.1 Error: send HELO/EHLO first")
+            return self.send(REPLIES["need-helo"])
         if self.envelope is not None:
-            return self.reply(503, "5.5.1 Error: nested MAIL command")
+            return self.send(REPLIES["nested-mail"])
         addr, params = parse_path(arg, "FROM")
         size = param_value(params, "SIZE")
         if size is not None and size.isdigit() and int(size) > self.max_message_size:
@@ -213,50 +169,46 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         if not isinstance(checked, defer.Deferred):
             return self._mail_checked(checked, addr, params)
         self.pauseProducing()  # pipelined RCPT and DATA wait for this answer
-        checked.addErrback(self._check_failed)
+        checked.addErrback(self._failed, "MAIL FROM check")
         checked.addCallback(self._mail_checked, addr, params)
         checked.addCallback(lambda _: self.resumeProducing())
 
-    def _check_failed(self, failure):
-        self.log.failure("MAIL FROM check failed; answering 451", failure)
-        return TEMPFAIL
-
     def _mail_checked(self, refusal, addr, params):
         if refusal is not None:
-            return self.send(refusal)
+            return self._answer(refusal)
         self.envelope = Envelope(addr, params, xforward=tuple(self.xforward), helo=self.helo)
-        self.reply(250, "2.1.0 Ok")
+        self.send(REPLIES["mail-ok"])
 
     def smtp_RCPT(self, arg):
         if self.envelope is None:
-            return self.reply(503, "5.5.1 Error: need MAIL command")
+            return self.send(REPLIES["need-mail"])
         if len(self.envelope.rcpts) >= self.MAX_RECIPIENTS:
-            return self.reply(452, "4.5.3 Error: too many recipients")
+            return self.send(REPLIES["too-many-recipients"])
         addr, params = parse_path(arg, "TO")
         if not addr:
-            raise SyntaxProblem("5.1.3 Bad recipient address syntax")
+            raise SyntaxProblem("rcpt-syntax")
         self.envelope.rcpts.append((addr, params))
-        self.reply(250, "2.1.5 Ok")
+        self.send(REPLIES["rcpt-ok"])
 
     def smtp_DATA(self, arg):
         if self.envelope is None or not self.envelope.rcpts:
-            return self.reply(503, "5.5.1 Error: need RCPT command")
-        self.reply(354, "End data with <CR><LF>.<CR><LF>")
+            return self.send(REPLIES["need-rcpt"])
+        self.send(REPLIES["go-ahead"])
         self.reader = DataReader(self.max_message_size)
         self.setRawMode()
 
     def smtp_RSET(self, arg):
         self._reset()
-        self.reply(250, "2.0.0 Ok")
+        self.send(REPLIES["ok"])
 
     def smtp_NOOP(self, arg):
-        self.reply(250, "2.0.0 Ok")
+        self.send(REPLIES["ok"])
 
     def smtp_VRFY(self, arg):
-        self.reply(252, "2.0.0 Send some mail, I'll try my best")
+        self.send(REPLIES["vrfy"])
 
     def smtp_QUIT(self, arg):
-        self.reply(221, "2.0.0 Bye")
+        self.send(REPLIES["bye"])
         self.transport.loseConnection()
 
     def _reset(self):
@@ -278,20 +230,24 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         if reader.too_big:
             return self._data_done(TOO_BIG)
         d = defer.maybeDeferred(self.handler.deliver, envelope, unstuff(reader.buffer))
-        d.addErrback(self._deliver_failed)
+        d.addErrback(self._failed, "end of message handling")
         d.addCallback(self._data_done)
 
-    def _deliver_failed(self, failure):
-        self.log.failure("end of message handling failed; answering 451", failure)
-        return TEMPFAIL
-
-    def _data_done(self, reply):
-        if not isinstance(reply, Reply):
-            self.log.error("handler returned {reply!r}, not a Reply", reply=reply)
-            reply = TEMPFAIL
-        self.send(reply)
+    def _data_done(self, answer):
+        self._answer(answer)
         self.setTimeout(self.IDLE_TIMEOUT)
         self.resumeProducing()
+
+    def _failed(self, failure, what):
+        return temporary(self.log, failure, what)
+
+    def _answer(self, answer):
+        """Send the reply for the handler's answer (see the module docstring)."""
+        reply = reply_for(answer)
+        if reply is None:
+            self.log.error("handler answered {answer!r}; answering 451", answer=answer)
+            reply = TEMPFAIL
+        self.send(reply)
 
 
 class SMTPFactory(Factory):
