@@ -90,14 +90,15 @@ def copy_code(dest: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def port_open(port: int) -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 class LocalRelay:
     def __init__(self, base: Path, mail_domain: str = "chat.example.org",
-                 imap_port: int = 0, overrides=None, postfix=None):
+                 imap_port: int = 0, overrides=None, postfix=None, outside=None,
+                 web=False):
         self.base = Path(base)
         self.mail_domain = mail_domain
         self.imap_port = imap_port or free_port()
@@ -118,7 +119,13 @@ class LocalRelay:
         if postfix:
             from local_postfix import PostfixPart
 
-            self.mail = PostfixPart(self, postfix, free_port)
+            self.mail = PostfixPart(self, postfix, free_port, outside)
+        # chatmail-web over HTTPS on loopback (local_web.py)
+        self.web = None
+        if web:
+            from local_web import WebPart
+
+            self.web = WebPart(self, free_port)
 
     # -- rendering ---------------------------------------------------------
     def render_conf(self, name: str) -> str:
@@ -142,6 +149,8 @@ class LocalRelay:
         }
         if self.mail:
             data["filtermail"] = self.mail.filtermail_config()
+        if self.web:
+            data["web"] = self.web.web_config()
         for section, values in self.overrides.items():
             if isinstance(values, dict):
                 data.setdefault(section, {}).update(values)
@@ -162,6 +171,8 @@ class LocalRelay:
         (self.dovecot_dir / "dovecot.conf").write_text(self.dovecot_main_conf())
         if self.mail:
             self.mail.render()
+        if self.web:
+            self.web.render()
 
     def dovecot_main_conf(self) -> str:
         d = self.dovecot_dir
@@ -221,19 +232,21 @@ service anvil {{
             wait_for(path.exists, f"chatmail-{name}", proc=proc)
         return proc
 
-    def daemon_env(self) -> dict:
-        """The environment of a daemon run as vmail: the readable copy of the code first."""
-        return dict(os.environ, PYTHONPATH=str(self.code_dir))
+    def daemon_env(self, env=None) -> dict:
+        """The environment of a process run as vmail: the readable copy of the code first."""
+        return dict(os.environ if env is None else env, PYTHONPATH=str(self.code_dir))
 
-    def start_process(self, name: str, cmd, user=None):
+    def start_process(self, name: str, cmd, user=None, env=None):
         log = open(self.base / f"{name}.log", "ab")
-        kwargs = dict(user=user, group=user, extra_groups=[], env=self.daemon_env()) if user else {}
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, **kwargs)
+        kwargs = dict(user=user, group=user, extra_groups=[]) if user else {}
+        if user:
+            env = self.daemon_env(env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, env=env, **kwargs)
         self.procs[name] = proc
         return proc
 
-    def wait_port(self, port: int, what: str, proc=None):
-        wait_for(lambda: port_open(port), what, proc=proc)
+    def wait_port(self, port: int, what: str, proc=None, host: str = "127.0.0.1"):
+        wait_for(lambda: port_open(port, host), what, proc=proc)
 
     def restart_daemon(self, name: str, **overrides):
         """Stop one daemon, rewrite chatmail.yaml with `overrides`, start it again."""
@@ -284,8 +297,11 @@ service anvil {{
         self.start_daemon("doveauth")
         self.start_daemon("lastlogin")
         self.start_daemon("metadata")
+        if self.web:
+            self.web.start()
         if self.mail:
             self.mail.start_dns()
+            self.mail.start_mta_sts_resolver()
             self.mail.start_filtermail("outgoing")
             self.mail.start_filtermail("incoming")
         self.start_dovecot()
@@ -315,11 +331,13 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="remove --dir first")
     parser.add_argument("--postfix", choices=["before", "after", "none"], default="before",
                         help="Postfix with filtermail before-queue (default), after-queue, or none")
+    parser.add_argument("--no-web", action="store_true", help="without the web front")
     args = parser.parse_args(argv)
     if args.fresh and args.dir.exists():
         shutil.rmtree(args.dir)
     relay = LocalRelay(args.dir, args.domain, args.imap_port,
-                       postfix=None if args.postfix == "none" else args.postfix)
+                       postfix=None if args.postfix == "none" else args.postfix,
+                       web=not args.no_web)
     try:
         relay.start_notify_sink()
         relay.start()
@@ -344,6 +362,9 @@ submissions {ports['submissions']}, port 25 as {ports['smtp']}
   Postfix ({args.postfix}-queue filters): postfix -c {relay.mail.etc} ..., \
 log {relay.mail.dir}/postfix.log
 """)
+    if relay.web:
+        sys.stdout.write(relay.web.banner())
+    sys.stdout.write(f"  Config (for chatmailctl --config): {relay.config_path}\n")
     sys.stdout.write("Press Ctrl-C to stop.\n")
     sys.stdout.flush()
     stop = []

@@ -35,6 +35,7 @@ from .configschema import (  # noqa: F401
     RedisConfig,
     ServerKey,
     Size,
+    WebConfig,
     _check_endpoint,
     bound_problem,
     parse_size,
@@ -168,7 +169,7 @@ def _validate(config: Config) -> None:
         ("metadata.notify_retry_min", md.notify_retry_min <= md.notify_retry_max,
          "must be positive and not exceed metadata.notify_retry_max"),
     ]
-    for key, ok, problem in checks + _server_key_checks(config):
+    for key, ok, problem in checks + _server_key_checks(config) + _web_checks(config):
         if not ok:
             raise _KeyError(key, problem)
 
@@ -194,6 +195,12 @@ def _server_key_checks(config):
         checks.append((f"{where}.value", _expands(key.value, config),
                        "only {mail_domain} and {max_message_size} may be named"))
     return checks
+
+
+def _web_checks(config):
+    web = config.web
+    return [("web.tls_key_file", (web.tls_cert_file is None) == (web.tls_key_file is None),
+             "web.tls_cert_file and web.tls_key_file go together")]
 
 
 def expand_value(value: str, config) -> str:

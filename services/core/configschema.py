@@ -210,6 +210,24 @@ class ExpireConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web front (chatmail-web): /new, the DCACCOUNT page, autoconfig, MTA-STS."""
+
+    listen: Endpoint = "tcp:8443:interface=127.0.0.1"
+    metrics: typing.Optional[Endpoint] = None
+    # default: https://<mail_domain>
+    public_url: typing.Optional[str] = key(None, pattern=r"https://[^/?#\s]+",
+                                           problem="must be https://host[:port], without a path")
+    tls_cert_file: typing.Optional[str] = None
+    tls_key_file: typing.Optional[str] = None
+    behind_proxy: bool = False
+    templates_dir: str = "/etc/chatmail/web"
+    new_per_minute: float = key(2.0, above=0)
+    new_burst: int = key(5, at_least=1)
+    threads: int = _threads(2)
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     """Read only when `storage` is a redis:// or rediss:// URL."""
 
@@ -234,6 +252,7 @@ class Config:
     metadata: MetadataConfig = MetadataConfig()
     filtermail: FiltermailConfig = FiltermailConfig()
     expire: ExpireConfig = ExpireConfig()
+    web: WebConfig = WebConfig()
     redis: RedisConfig = RedisConfig()
     path: str = field(default="", compare=False)
     warnings: typing.Tuple[str, ...] = field(default=(), compare=False)

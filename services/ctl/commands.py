@@ -6,7 +6,6 @@ Addresses are printed: this is the operator's own tool, not a log.
 """
 
 import os
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -61,26 +60,17 @@ def config_check(config, out) -> int:
     return EXIT_OK
 
 
-# -- registration -----------------------------------------------------------
+# -- registration (the commands are in registration.py) ----------------------
 
 def _registration_state(config) -> str:
-    path = config.doveauth.nocreate_file
-    return f"blocked ({path} exists)" if os.path.exists(path) else "open"
+    from ..core.store.registration import open_registration
+    from .registration import state
 
-
-def registration(config, action: str, out) -> int:
-    path = config.doveauth.nocreate_file
-    if action == "block" and not os.path.exists(path):
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with open(path, "x") as f:
-            f.write(f"new accounts blocked by chatmailctl at {stamp}\n")
-    elif action == "unblock":
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    out.write(f"registration: {_registration_state(config)}\n")
-    return EXIT_OK
+    registration = open_registration(config)
+    try:
+        return state(config, registration)
+    finally:
+        registration.close()
 
 
 # -- accounts ---------------------------------------------------------------

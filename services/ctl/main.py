@@ -12,7 +12,7 @@ import time
 
 from ..core.entry import console, run_tool, tool_parser
 from ..core.store import StoreError, open_store
-from . import commands
+from . import commands, dns, registration
 from .commands import EXIT_FAILED, Failure
 
 PROG = "chatmailctl"
@@ -34,8 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     acts.add_parser("delete", help="delete accounts and all their data").add_argument(
         "addrs", nargs="+", metavar="addr")
 
-    registration = top.add_parser("registration", help="allow or stop new accounts")
-    registration.add_argument("action", choices=["block", "unblock", "status"])
+    registration.add_parsers(top)
+    records = top.add_parser("dns", help="the zone records the relay needs")
+    records.add_argument("--check", action="store_true",
+                         help="compare with what the nameserver answers (exit 5 if not)")
+    records.add_argument("--nameserver", metavar="HOST[:PORT]",
+                         help="ask this server (default: the system's resolver)")
+    records.add_argument("--ipv4", metavar="ADDR", help="the relay's public IPv4 address")
+    records.add_argument("--ipv6", metavar="ADDR", help="the relay's public IPv6 address")
+    records.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                         help="per lookup (default 5)")
     queue = top.add_parser("queue", help="pending push notifications")
     queue.add_subparsers(dest="action", required=True).add_parser("show")
 
@@ -77,8 +85,13 @@ def _guarded(args, config, out, err, now) -> int:
 def _dispatch(args, config, out, err, now) -> int:
     if args.group == "config":
         return commands.config_check(config, out)
-    if args.group == "registration":
-        return commands.registration(config, args.action, out)
+    if args.group == "dns":
+        if args.check:
+            return dns.check(config, out, args.nameserver, args.ipv4, args.ipv6,
+                             timeout=args.timeout)
+        return dns.show(config, out, args.ipv4, args.ipv6)
+    if args.group in ("registration", "invite"):
+        return registration.dispatch(args, config, out, now)
     if args.group == "store":
         return commands.store_migrate(config, args.to, args.url, out, now)
     store = open_store(config)

@@ -7,6 +7,7 @@ Lua passdb).
 
 from ..core.runner import Daemon, _endpoint, daemon_main
 from ..core.store import open_store
+from ..core.store.registration import open_registration
 from .dictfront import AuthDict
 from .httpfront import auth_site
 from .policy import AccountPolicy
@@ -18,7 +19,7 @@ def make_service(config, reactor, args=None) -> Daemon:
     # apart, so that logins never wait behind a burst of password hashing
     pool, create_pool = daemon.pool(settings.threads), daemon.pool(
         settings.create_threads, "doveauth-create")
-    policy = AccountPolicy(config, open_store(config))
+    policy = AccountPolicy(config, open_store(config), registration=open_registration(config))
     daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
     http_listen = getattr(args, "http_listen", None) or settings.http_listen
     if http_listen:

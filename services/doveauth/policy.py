@@ -7,66 +7,14 @@ thread pool. Refusals are values (`Refusal`), turned into wire replies at the
 edge. Passwords never reach a log line.
 """
 
-import enum
-import os
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from passlib.hash import sha512_crypt
-
 from ..core.addresses import BadAddress, ForeignDomain, check_address
+# The admission rules live in core: the web front's /new applies the same ones.
+from ..core.admission import Admission, Refusal, ResourceProbe, hash_password  # noqa: F401
 from ..core.store import AccountDamaged, Store
-
-# The chatmail layout stores SHA512-CRYPT with glibc's default 5000 rounds
-# (a `$6$salt$hash` without `rounds=`), as Dovecot and existing relays expect.
-_HASHER = sha512_crypt.using(rounds=5000)
-_LOCALPART = re.compile(r"^[a-z0-9._-]+$")
-
-
-def hash_password(password: str) -> str:
-    return "{SHA512-CRYPT}" + _HASHER.hash(password)
-
-
-class Refusal(enum.Enum):
-    """Why a login or an account creation was refused (also the metrics label)."""
-
-    BAD_ADDRESS = "bad_address"
-    FOREIGN_DOMAIN = "foreign_domain"
-    LOCALPART_LENGTH = "localpart_length"
-    LOCALPART_CHARS = "localpart_chars"
-    PASSWORD_LENGTH = "password_length"
-    REGISTRATION_CLOSED = "registration_closed"
-    HIGH_LOAD = "high_load"
-    LOW_MEMORY = "low_memory"
-    LOW_DISK = "low_disk"
-    ACCOUNT_DAMAGED = "account_damaged"
-
-
-class ResourceProbe:
-    """The machine's state, read fresh on each account creation."""
-
-    def __init__(self, mailboxes_dir):
-        self.mailboxes_dir = Path(mailboxes_dir)
-
-    def load_1m(self) -> float:
-        return os.getloadavg()[0]
-
-    def available_memory(self) -> int:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def free_disk(self) -> int:
-        path = self.mailboxes_dir
-        while not path.exists() and path != path.parent:
-            path = path.parent
-        st = os.statvfs(path)
-        return st.f_bavail * st.f_frsize
 
 
 @dataclass(frozen=True)
@@ -81,11 +29,11 @@ class PassdbResult:
 class AccountPolicy:
     def __init__(self, config, store: Store, probe: Optional[ResourceProbe] = None,
                  hasher: Callable[[str], str] = hash_password,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, registration=None):
         self.config = config
         self.policy = config.doveauth
         self.store = store
-        self.probe = probe or ResourceProbe(config.mailboxes_dir)
+        self.rules = Admission(config, registration, probe)
         self.hasher = hasher
         self.clock = clock
 
@@ -141,25 +89,6 @@ class AccountPolicy:
         return self.store.iter_accounts()
 
     def admission(self, addr: str, password: str) -> Optional[Refusal]:
-        """Why a new account may not be created now, or None. Cheapest checks first."""
-        localpart = addr.rpartition("@")[0]
-        p = self.policy
-        if not p.username_min_length <= len(localpart) <= p.username_max_length:
-            return Refusal.LOCALPART_LENGTH
-        if not _LOCALPART.match(localpart):
-            return Refusal.LOCALPART_CHARS
-        if len(password) < p.password_min_length:
-            return Refusal.PASSWORD_LENGTH
-        if os.path.exists(p.nocreate_file):
-            return Refusal.REGISTRATION_CLOSED
-        return self._resources()
-
-    def _resources(self) -> Optional[Refusal]:
-        p = self.policy
-        if self.probe.load_1m() > p.max_load_1m:
-            return Refusal.HIGH_LOAD
-        if self.probe.available_memory() < p.min_available_memory:
-            return Refusal.LOW_MEMORY
-        if self.probe.free_disk() < p.min_free_disk_space:
-            return Refusal.LOW_DISK
-        return None
+        """Why a new account may not be created on first login now, or None;
+        in the `invite` registration mode that is always a refusal."""
+        return self.rules.check(addr, password)

@@ -11,7 +11,8 @@ not logged again per message.
 After DATA: the message is parsed once into a `mail.Mail` and judged by the
 policy of its direction in the thread pool (the check is CPU-bound and the
 store blocks), then for incoming mail the DKIM check (cheap checks first),
-for outgoing mail the DKIM signing, and what is accepted is reinjected. The
+for outgoing mail the Subject's replacement by ``[...]`` (`subject`) and the
+DKIM signing over the result, and what is accepted is reinjected. The
 answer is a `Refused` or Postfix's reply to the reinjection; the server turns
 it into the SMTP reply, and any exception (a failed reinjection, a store that
 cannot say) into ``451 4.3.0``.
@@ -91,7 +92,7 @@ class FilterHandler:
     log = Logger()
 
     def __init__(self, direction, judge, pool, reinject, clock,
-                 limiter=None, verifier=None, signer=None):
+                 limiter=None, verifier=None, signer=None, rewrite=None):
         self.direction = direction
         self.judge = judge
         self.pool = pool
@@ -100,6 +101,7 @@ class FilterHandler:
         self.limiter = limiter
         self.verifier = verifier
         self.signer = signer
+        self.rewrite = rewrite  # (verdict, mail) -> mail, before signing
 
     def check_mail(self, addr: str, params):
         """None to accept MAIL FROM, or a Deferred firing with None or the refusal."""
@@ -141,6 +143,8 @@ class FilterHandler:
         self._record(mail, verdict)
         if isinstance(verdict, Refused):
             return verdict
+        if self.rewrite is not None:
+            mail = yield self.pool.run(self.rewrite, verdict, mail)
         signature = b""
         if self.signer is not None:
             signature = yield self.pool.run(self.signer.sign, mail)

@@ -11,6 +11,7 @@ from ..core.runner import Daemon, daemon_main
 from .filter import FilterHandler, SendRateLimit, incoming_judge, outgoing_judge
 from .reinject import ReinjectPool
 from .server import SMTPFactory
+from .subject import minimise_subject
 
 log = Logger()
 
@@ -25,7 +26,8 @@ def _outgoing_parts(config):
         from .dkimcheck import DkimSigner
 
         signer = DkimSigner.from_config(config.mail_domain, fm.dkim.sign)
-    return dict(judge=outgoing_judge(config), limiter=limiter, signer=signer)
+    return dict(judge=outgoing_judge(config), limiter=limiter, signer=signer,
+                rewrite=minimise_subject)
 
 
 def _incoming_parts(config, reactor, pool):

@@ -95,12 +95,10 @@ def test_accounts_delete_removes_home_and_queue_items(relay):
 
 def test_registration_block_unblock_status(relay):
     tmp_path, config = relay
-    assert ctl(config, "registration", "block") == (0, f"registration: blocked "
-                                                       f"({tmp_path}/nocreate exists)\n", "")
+    assert ctl(config, "registration", "block") == (0, "registration: closed\n", "")
     assert ctl(config, "registration", "block")[0] == 0  # idempotent
-    assert ctl(config, "registration", "status")[1].startswith("registration: blocked")
+    assert ctl(config, "registration", "status")[1] == "registration: closed\n"
     assert ctl(config, "registration", "unblock") == (0, "registration: open\n", "")
-    assert not (tmp_path / "nocreate").exists()
 
 
 def test_queue_show_lists_oldest_first_without_tokens(relay):
@@ -119,12 +117,12 @@ def test_queue_show_of_an_empty_relay(tmp_path):
     assert ctl(str(config), "queue", "show") == (0, "0 pending notifications\n", "")
 
 
-def test_unwritable_switch_file_exits_3(tmp_path):
+def test_unwritable_registration_state_exits_3(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(f"mail_domain: {DOMAIN}\n"
-                      f"doveauth: {{nocreate_file: {tmp_path}/missing-dir/nocreate}}\n")
+    (tmp_path / "not-a-dir").write_text("")
+    config.write_text(f"mail_domain: {DOMAIN}\nmailboxes_dir: {tmp_path}/not-a-dir\n")
     status, _, err = ctl(str(config), "registration", "block")
-    assert status == 3 and "No such file or directory" in err
+    assert status == 3 and "registration" in err
 
 
 def test_console_script_end_to_end(relay):

@@ -160,3 +160,22 @@ def test_incoming_store_failure_is_451_logged_at_most_once(env, eml, error, logg
     proto.log = Logger(observer=events.append)
     assert env.send(proto, eml("plain", OUTSIDE, BOB), OUTSIDE, [BOB]) == TEMPFAIL
     assert env.sink.received == [] and len(events) == logged
+
+
+def test_outgoing_subject_becomes_hidden_before_the_signature_is_made(env, eml, tmp_path):
+    import dkim
+
+    from chatmail_services.core.config import DkimSign
+    from chatmail_services.filtermail.dkimcheck import DkimSigner
+    from chatmail_services.filtermail.subject import minimise_subject
+    from dkim_keys import make_dkim_key  # scripts/
+
+    key, record = make_dkim_key(tmp_path, "ed25519", "s")
+    signer = DkimSigner.from_config("chat.example.org", DkimSign("s", str(key)))
+    proto = env.server("outgoing", signer=signer, rewrite=minimise_subject)
+    message = eml("encrypted").replace(b"Subject: [...]", b"Subject: My secret subject")
+    assert env.send(proto, message).startswith("250")
+    (_, got), = env.sink.received
+    assert b"My secret subject" not in got and b"\r\nSubject: [...]\r\n" in got
+    assert got.endswith(message.split(b"\r\n\r\n", 1)[1])  # the body as sent
+    assert dkim.verify(got, dnsfunc=lambda name, timeout=5: record)
