@@ -16,7 +16,8 @@ from pathlib import Path
 from notify_sink import make_test_ca
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
+BIN = Path(sys.executable).parent.resolve()
 
 
 class WebPart:
