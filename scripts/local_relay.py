@@ -80,14 +80,17 @@ def snippet_set(version: tuple) -> tuple:
                        "91-chatmail-metadata.conf", "chatmail-push.lua")
 
 
+def copy_readable(source: Path, target: Path) -> None:
+    """Copy a folder of this checkout where the vmail daemons can read it."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [target.parent, target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def copy_code(dest: Path) -> None:
     """Copy services/ to dest/chatmail_services, readable by everyone."""
-    target = dest / "chatmail_services"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(REPO / "services", target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for path in [dest, *dest.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    copy_readable(REPO / "services", dest / "chatmail_services")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
