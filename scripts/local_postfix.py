@@ -37,7 +37,8 @@ from pathlib import Path
 from chatmail_services.ctl.dns import dkim_value
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
+BIN = Path(sys.executable).parent.resolve()
 SELECTOR = "dkim"
 FILTER_PORTS = (10080, 10081, 10025, 10026)
 MTA_STS_PORT = 8461

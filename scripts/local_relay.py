@@ -19,6 +19,14 @@ tests, so what operators get from `chatmailctl setup` is what is tested:
 then starts the daemons (as user vmail, like the systemd units) and Debian's
 Dovecot from that tree. No system config is touched. Not installed with the
 package: a development and test tool.
+
+`chatmailctl setup` picks the snippet set by the installed Dovecot
+(setupcompose.dovecot_release): conf/dovecot/ for 2.3 (Debian 12),
+conf/dovecot24/ for 2.4 (Debian 13); 99-local-relay.conf follows it too.
+
+The daemons import this checkout's code from a copy in <dir>/code (through
+PYTHONPATH), so they run from any checkout location, even one that vmail
+cannot enter, such as a clone in /root.
 """
 
 import argparse
@@ -26,6 +34,7 @@ import atexit
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -42,7 +51,8 @@ import yaml
 import stock_tree
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
+BIN = Path(sys.executable).parent.resolve()
 _TEMPLATES = {}  # setup-relevant config -> a tree `chatmailctl setup` composed
 
 
@@ -61,6 +71,29 @@ def wait_for(check, what: str, timeout: float = 20.0, proc=None) -> None:
             raise RuntimeError(f"{what}: process exited with {proc.returncode}")
         time.sleep(0.05)
     raise RuntimeError(f"{what}: not ready after {timeout}s")
+
+
+def dovecot_version() -> tuple:
+    """(major, minor) of the installed Dovecot, e.g. (2, 3) or (2, 4)."""
+    out = subprocess.run(["dovecot", "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    match = re.match(r"(\d+)\.(\d+)", out)
+    if not match:
+        raise RuntimeError(f"dovecot --version: cannot read {out.strip()!r}")
+    return int(match[1]), int(match[2])
+
+
+def copy_readable(source: Path, target: Path) -> None:
+    """Copy a folder of this checkout where the vmail daemons can read it."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [target.parent, target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def copy_code(dest: Path) -> None:
+    """Copy services/ to dest/chatmail_services, readable by everyone."""
+    copy_readable(REPO / "services", dest / "chatmail_services")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -87,6 +120,8 @@ class LocalRelay:
         self.config_path = self.base / "etc" / "chatmail" / "chatmail.yaml"
         self.dovecot_dir = self.base / "etc" / "dovecot"
         self.dovecot_log = self.base / "dovecot.log"
+        self.code_dir = self.base / "code"
+        self.dovecot_version = dovecot_version()
         self.procs = {}
         self.vmail = pwd.getpwnam("vmail")
         # "before" or "after": Postfix with filtermail wired in that mode is
@@ -120,6 +155,7 @@ class LocalRelay:
             "mail_domain": self.mail_domain,
             "mailboxes_dir": str(self.mailboxes),
             "doveauth": {"listen": f"unix:{self.run_dir}/doveauth.socket:mode=660",
+                         "http_listen": f"unix:{self.run_dir}/doveauth-http.socket:mode=660",
                          "nocreate_file": str(self.nocreate),
                          # A loopback relay shares its machine with builds and
                          # test runs: the load guard would refuse accounts.
@@ -147,6 +183,7 @@ class LocalRelay:
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, self.vmail.pw_uid, self.vmail.pw_gid)
         self.base.chmod(0o755)
+        copy_code(self.code_dir)
         for old in ("etc/dovecot", "etc/postfix", "var/lib/chatmail-services"):
             shutil.rmtree(self.base / old, ignore_errors=True)
         self.copy_setup_result(self.setup_template())
@@ -218,28 +255,31 @@ class LocalRelay:
 
     def dovecot_local_conf(self) -> str:
         d = self.base / "dovecot"
+        # 2.4 renamed disable_plaintext_auth and takes no listener `address`
+        # (the global `listen` covers it)
+        if self.dovecot_version >= (2, 4):
+            cleartext, address = "auth_allow_cleartext = yes", ""
+        else:
+            cleartext, address = "disable_plaintext_auth = no", "    address = 127.0.0.1\n"
         return f"""# local relay: what differs from a server wired by chatmailctl setup
 base_dir = {d}/base
 state_dir = {d}/state
 log_path = {self.dovecot_log}
 listen = 127.0.0.1
 # plain IMAP on loopback for the tests' imaplib, next to imaps
-disable_plaintext_auth = no
+{cleartext}
 auth_failure_delay = 0
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.imap_port}
+{address}    port = {self.imap_port}
   }}
   inet_listener imaps {{
-    address = 127.0.0.1
-    port = {self.imaps_port}
+{address}    port = {self.imaps_port}
   }}
 }}
 service lmtp {{
   inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {self.lmtp_port}
+{address}    port = {self.lmtp_port}
   }}
 }}
 service anvil {{
@@ -263,21 +303,32 @@ service anvil {{
                                    capture_output=True)
 
     # -- processes ---------------------------------------------------------
+    def sockets(self, name: str) -> list:
+        extra = ["doveauth-http"] if name == "doveauth" else []
+        return [self.run_dir / f"{s}.socket" for s in [name, *extra]]
+
     def start_daemon(self, name: str, *extra):
-        (self.run_dir / f"{name}.socket").unlink(missing_ok=True)  # left by a killed daemon
+        for path in self.sockets(name):
+            path.unlink(missing_ok=True)  # left by a killed daemon
         log = open(self.base / f"{name}.log", "ab")
         cmd = [str(BIN / f"chatmail-{name}"), "--config", str(self.config_path),
                "--log-level", "debug", *extra]
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, user="vmail", group="vmail",
-                                extra_groups=[], cwd=self.base)
+                                extra_groups=[], cwd=self.base, env=self.daemon_env())
         self.procs[name] = proc
-        socket_path = self.run_dir / f"{name}.socket"
-        wait_for(socket_path.exists, f"chatmail-{name}", proc=proc)
+        for path in self.sockets(name):
+            wait_for(path.exists, f"chatmail-{name}", proc=proc)
         return proc
+
+    def daemon_env(self, env=None) -> dict:
+        """The environment of a process run as vmail: the readable copy of the code first."""
+        return dict(os.environ if env is None else env, PYTHONPATH=str(self.code_dir))
 
     def start_process(self, name: str, cmd, user=None, env=None):
         log = open(self.base / f"{name}.log", "ab")
         kwargs = dict(user=user, group=user, extra_groups=[]) if user else {}
+        if user:
+            env = self.daemon_env(env)
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.base, env=env, **kwargs)
         self.procs[name] = proc
         return proc
@@ -292,7 +343,6 @@ service anvil {{
         proc.wait(timeout=10)
         self.overrides = overrides
         self.write_config()
-        (self.run_dir / f"{name}.socket").unlink(missing_ok=True)
         return self.start_daemon(name)
 
     def start_dovecot(self):

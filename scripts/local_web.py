@@ -16,7 +16,8 @@ from pathlib import Path
 from notify_sink import make_test_ca
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
+BIN = Path(sys.executable).parent.resolve()
 
 
 class WebPart:
@@ -38,10 +39,14 @@ class WebPart:
     def web_config(self) -> dict:
         return {"listen": f"tcp:{self.port}:interface=127.0.0.1", "public_url": self.url,
                 "tls_cert_file": str(self.cert_file), "tls_key_file": str(self.key_file),
-                "templates_dir": str(REPO / "conf" / "web")}
+                "templates_dir": str(self.dir / "templates")}
 
     def render(self) -> None:
         make_test_ca(self.dir)
+        # a copy: the daemon (vmail) may not enter the checkout, e.g. in /root
+        from local_relay import copy_readable
+
+        copy_readable(REPO / "conf" / "web", self.dir / "templates")
         vmail = self.relay.vmail
         self.dir.chmod(0o755)
         self.ca_file.chmod(0o644)

@@ -19,6 +19,20 @@ SERVICES = [u for u in UNITS if u.suffix == ".service"]
 DAEMONS = [u for u in SERVICES if (ROOT / "systemd" / f"{u.stem}.socket").exists()]
 
 
+def listen_streams(path):
+    """Every ListenStream= in order (ConfigParser keeps only the last)."""
+    return [line.split("=", 1)[1] for line in path.read_text().splitlines()
+            if line.startswith("ListenStream=")]
+
+
+def test_doveauth_takes_its_http_socket_second_for_dovecot_24():
+    unit = ROOT / "systemd" / "chatmail-doveauth.service"
+    assert listen_streams(unit.with_suffix(".socket")) == [
+        "/run/chatmail/doveauth.socket", "/run/chatmail/doveauth-http.socket"]
+    assert read_unit(unit)["Service"]["ExecStart"].endswith(
+        "--http-listen systemd:domain=UNIX:index=1")
+
+
 def read_unit(path):
     parser = configparser.ConfigParser(strict=False, interpolation=None,
                                        empty_lines_in_values=False)
@@ -60,10 +74,11 @@ def test_services_are_hardened(unit):
 def test_daemons_restart_take_their_socket_from_systemd_and_precede_dovecot(unit):
     u = read_unit(unit)
     assert u["Service"]["Restart"] == "always"
-    assert u["Service"]["ExecStart"].endswith("--listen systemd:domain=UNIX:index=0")
+    assert " --listen systemd:domain=UNIX:index=0" in u["Service"]["ExecStart"]
     assert "dovecot.service" in u["Unit"]["Before"]
     sock = read_unit(unit.with_suffix(".socket"))
-    assert sock["Socket"]["ListenStream"] == f"/run/chatmail/{unit.stem[len('chatmail-'):]}.socket"
+    streams = listen_streams(unit.with_suffix(".socket"))
+    assert streams[0] == f"/run/chatmail/{unit.stem[len('chatmail-'):]}.socket"
     assert "PartOf" not in sock["Unit"]  # the socket must outlive a restart
 
 

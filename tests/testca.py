@@ -55,7 +55,16 @@ class TestCA:
                    .not_valid_before(now - datetime.timedelta(days=1))
                    .not_valid_after(now + datetime.timedelta(days=30))
                    .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
-                                  critical=True))
+                                  critical=True)
+                   # key identifiers: Python 3.13 verifies strictly (VERIFY_X509_STRICT)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                  critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                       sign_key.public_key()), critical=False))
+        if ca:  # strict verification also wants a CA's key usage
+            builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False,
+                                                          True, True, False, False),
+                                            critical=True)
         if extension is not None:
             builder = builder.add_extension(extension, critical=False)
         return builder.sign(sign_key, hashes.SHA256())

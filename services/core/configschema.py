@@ -98,6 +98,8 @@ _TO = "tcp:127.0.0.1:{}"  # a legacy reinject port as an endpoint
 @dataclass(frozen=True)
 class DoveauthConfig:
     listen: Endpoint = "unix:/run/chatmail/doveauth.socket:mode=660"
+    # Dovecot 2.4's Lua passdb/userdb (HTTP front-end); None = off.
+    http_listen: typing.Optional[Endpoint] = None
     metrics: typing.Optional[Endpoint] = None
     username_min_length: int = key(9, ini="username_min_length", at_least=1)
     username_max_length: int = key(9, ini="username_max_length")

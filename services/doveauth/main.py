@@ -1,8 +1,14 @@
-"""`chatmail-doveauth --config FILE`: the passdb/userdb dict daemon."""
+"""`chatmail-doveauth --config FILE`: the passdb/userdb daemon.
 
-from ..core.runner import Daemon, daemon_main
+Two front-ends share one policy: the dict socket (`listen`, Dovecot 2.3's dict
+passdb) and the HTTP socket (`http_listen` or `--http-listen`, Dovecot 2.4's
+Lua passdb).
+"""
+
+from ..core.runner import Daemon, _endpoint, daemon_main
 from ..core.store import open_store
 from .dictfront import AuthDict
+from .httpfront import auth_site
 from .policy import AccountPolicy
 
 
@@ -15,7 +21,16 @@ def make_service(config, reactor, args=None) -> Daemon:
     store = open_store(config)
     policy = AccountPolicy(config, store.accounts, registration=store.registration)
     daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
+    http_listen = getattr(args, "http_listen", None) or settings.http_listen
+    if http_listen:
+        daemon.listen(http_listen, auth_site(policy, pool, create_pool, reactor), "http")
     return daemon
 
 
-main = daemon_main("chatmail-doveauth", make_service)
+def add_arguments(parser) -> None:
+    parser.add_argument("--http-listen", type=_endpoint, default=None, metavar="ENDPOINT",
+                        help="serve the HTTP front-end (Dovecot 2.4) here instead of the "
+                             "config's `http_listen`, e.g. systemd:domain=UNIX:index=1")
+
+
+main = daemon_main("chatmail-doveauth", make_service, add_arguments)

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.core.store.files import open_files
 from chatmail_services.doveauth.dictfront import AuthDict
+from chatmail_services.doveauth.lookups import AccountLookups
 from chatmail_services.doveauth.policy import AccountPolicy
 
 from .test_policy import FixedProbe
@@ -144,7 +145,7 @@ def test_a_password_that_cannot_be_hashed_is_refused_as_n_without_a_traceback(
     events = []
     log = Logger(observer=events.append)
     monkeypatch.setattr(wire.proto, "log", log)
-    monkeypatch.setattr(AuthDict, "log", log)
+    monkeypatch.setattr(AccountLookups, "log", log)
     addr = new_addr()
     assert wire(passdb_key(password, addr)) == "N\n"
     assert [e for e in events if "log_failure" in e] == []
@@ -156,11 +157,11 @@ def test_refused_logins_are_logged_once_a_minute_per_reason_and_all_counted(wire
     from twisted.internet.task import Clock
 
     from chatmail_services.core.logsafe import Repeated
-    from chatmail_services.doveauth import dictfront
+    from chatmail_services.doveauth import lookups
 
     clock, events = Clock(), []
-    monkeypatch.setattr(dictfront, "REPEATED", Repeated(clock=clock.seconds))
-    monkeypatch.setattr(AuthDict, "log", Logger(observer=events.append))
+    monkeypatch.setattr(lookups, "REPEATED", Repeated(clock=clock.seconds))
+    monkeypatch.setattr(AccountLookups, "log", Logger(observer=events.append))
     count = lambda: REGISTRY.get_sample_value(  # noqa: E731
         "chatmail_doveauth_refusals_total", {"reason": "localpart_length"}) or 0
     before = count()

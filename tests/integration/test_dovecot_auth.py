@@ -105,13 +105,13 @@ def test_doveadm_user_lists_accounts(relay, new_addr):
 
 def test_concurrent_first_logins_with_different_passwords_have_one_winner(relay, new_addr):
     addr = new_addr()
-    results, barrier = {}, threading.Barrier(6)
+    results, barrier = {}, threading.Barrier(20)
 
     def attempt(i):
         barrier.wait()
         results[i] = login_ok(relay, addr, f"password-number-{i}")
 
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
@@ -137,3 +137,19 @@ def test_a_first_login_with_a_non_utf8_password_fails_cleanly(relay, new_addr, p
     assert "Traceback" not in log and "critical" not in log and "handler failed" not in log
     assert "login refused: password_chars" in log
     assert login_ok(relay, addr, PASSWORD)  # the address is free for a good first login
+
+
+def test_doveauth_down_is_a_temporary_failure_then_dovecot_recovers(relay, new_addr):
+    existing, fresh = new_addr(), new_addr()
+    assert login_ok(relay, existing, PASSWORD)
+    proc = relay.procs.pop("doveauth")
+    proc.terminate()
+    proc.wait(timeout=10)
+    for addr in (existing, fresh):
+        with pytest.raises(imaplib.IMAP4.error) as refused:
+            imap_login(relay, addr, PASSWORD)
+        assert "[UNAVAILABLE]" in str(refused.value)  # never AUTHENTICATIONFAILED
+    assert not account_dir(relay, fresh).exists()
+    relay.start_daemon("doveauth")  # Dovecot keeps running
+    assert login_ok(relay, existing, PASSWORD)
+    assert login_ok(relay, fresh, PASSWORD)
