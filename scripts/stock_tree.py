@@ -4,7 +4,8 @@ What dovecot-core's and postfix's maintainer scripts would write on a new
 machine ("Internet Site"), built from the packages' own copies, never from
 this host's /etc (which may be modified):
 
-    /etc/dovecot   <- /usr/share/dovecot (dovecot.conf, conf.d/, *.conf.ext; ucf's source)
+    /etc/dovecot   <- /usr/share/dovecot (dovecot.conf, conf.d/, *.conf.ext; ucf's source;
+                      Debian 13 keeps the *.conf.ext in conf.d/)
     /etc/postfix   <- /usr/share/postfix/main.cf.debian (+ main.cf.tls when the
                       snakeoil key exists), master.cf.dist, dynamicmaps.cf for the
                       installed map modules, the debconf answers postinst applies;
@@ -24,6 +25,8 @@ from pathlib import Path
 DOVECOT_SHARE = Path("/usr/share/dovecot")
 POSTFIX_SHARE = Path("/usr/share/postfix")
 SNAKEOIL_KEY = Path("/etc/ssl/private/ssl-cert-snakeoil.key")
+# Debian 13 ships an empty example that postinst does not install to /etc
+NOT_IN_ETC = ("99-local.conf",)
 
 
 def build(root: Path, hostname: str = "") -> Path:
@@ -37,7 +40,8 @@ def dovecot_tree(etc: Path) -> None:
     (etc / "conf.d").mkdir(parents=True, exist_ok=True)
     shutil.copy(DOVECOT_SHARE / "dovecot.conf", etc / "dovecot.conf")
     for src in sorted((DOVECOT_SHARE / "conf.d").iterdir()):
-        shutil.copy(src, etc / "conf.d" / src.name)
+        if src.name not in NOT_IN_ETC:
+            shutil.copy(src, etc / "conf.d" / src.name)
     for src in sorted(DOVECOT_SHARE.glob("*.conf.ext")):
         shutil.copy(src, etc / src.name)
         (etc / src.name).chmod(0o640)
@@ -86,8 +90,14 @@ def dpkg_conffiles(package: str, under: str):
                          capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0].startswith(under) and "obsolete" not in fields:
+        if len(fields) >= 2 and fields[0].startswith(under) and not _gone(fields):
             yield fields[0][len(under):], fields[1]
+
+
+def _gone(fields) -> bool:
+    """A conffile dpkg no longer installs: obsolete, or (Debian 13's postfix-script,
+    post-install) `newconffile remove-on-upgrade`."""
+    return "obsolete" in fields or "remove-on-upgrade" in fields
 
 
 if __name__ == "__main__":

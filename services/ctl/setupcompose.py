@@ -141,7 +141,8 @@ def check_dovecot(stage: Path) -> str:
     if proc.returncode != 0 or "Warning:" in proc.stderr:
         raise SetupError(f"doveconf -n refused the result: {proc.stderr.strip()}")
     for driver in ("pam", "passwd", "shadow"):
-        if re.search(rf"^\s*driver = {driver}$", proc.stdout, re.M):
+        # 2.3 prints `driver = pam`; 2.4 names the section `passdb pam {`
+        if re.search(rf"^\s*(driver = |(passdb|userdb) ){driver}( {{)?$", proc.stdout, re.M):
             raise SetupError(f"doveconf -n still shows the {driver} passdb/userdb")
     return proc.stdout
 
