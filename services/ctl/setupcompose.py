@@ -30,6 +30,8 @@ class DovecotSet:
     """The snippets for one Dovecot release, and the stock includes they replace."""
 
     snippets: str
+    # files of another set under conf/ that this release uses unchanged
+    shared: tuple = ()
     # (file under /etc/dovecot, line): Debian's PAM passdb and passwd userdb,
     # which Dovecot cannot drop from a later file: the include is commented out.
     disabled_includes: tuple = (("conf.d/10-auth.conf", "!include auth-system.conf.ext"),)
@@ -37,7 +39,7 @@ class DovecotSet:
 
 DOVECOT_SETS = {
     "2.3": DovecotSet("dovecot"),
-    "2.4": DovecotSet("dovecot24"),
+    "2.4": DovecotSet("dovecot24", shared=("dovecot/chatmail-push.lua",)),
 }
 DISABLED_MARK = "  # off: chatmailctl setup (doveauth is the only passdb/userdb)"
 
@@ -111,7 +113,7 @@ def dovecot_files(tree, sources: Sources, dset: DovecotSet, values: dict) -> lis
     if not snippets.is_dir():
         raise SetupError(f"no snippets for this Dovecot release in {snippets}")
     wanted = []
-    for src in sorted(snippets.iterdir()):
+    for src in sorted(snippets.iterdir()) + [sources.conf / f for f in dset.shared]:
         where = "etc/dovecot/conf.d" if src.suffix == ".conf" else "etc/dovecot"
         wanted.append(Wanted(f"{where}/{src.name}", render(src, values).encode()))
     for rel, line in dset.disabled_includes:

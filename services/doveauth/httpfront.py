@@ -42,12 +42,14 @@ class BadRequest(ValueError):
     """A body that is not what the route expects (answered 400)."""
 
 
-def parse_fields(body: bytes, count: int) -> list:
-    """`count` tab-escaped fields separated by TAB (one trailing LF allowed)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("body is not UTF-8") from None
+def parse_fields(body: bytes, count: int, any_bytes: int = 0) -> list:
+    """`count` tab-escaped fields separated by TAB (one trailing LF allowed).
+    The last `any_bytes` fields may hold bytes that are not UTF-8 (a password:
+    the policy refuses it, as when it comes over the dict socket)."""
+    text = body.decode("utf-8", "surrogateescape")
+    strict = text.rsplit("\t", any_bytes)[0] if any_bytes else text
+    if strict != strict.encode("utf-8", "replace").decode("utf-8"):
+        raise BadRequest("body is not UTF-8")
     if text.endswith("\n"):
         text = text[:-1]
     parts = text.split("\t")
@@ -110,7 +112,7 @@ class AuthResource(Resource):
         return reply(request, 405, f"use {allowed.decode()}")
 
     def _passdb(self, body) -> defer.Deferred:
-        user, password = parse_fields(body, 2)
+        user, password = parse_fields(body, 2, any_bytes=1)
         d = self.lookups.passdb(user, password)
         return d.addCallback(lambda f: (200, format_fields(passdb_fields(f))) if f
                              else (404, b"unknown user or refused\n"))

@@ -164,6 +164,15 @@ def test_malformed_passdb_body_is_400_and_the_connection_stays_usable(front, new
     assert passdb(conn, new_addr()).status == 200
 
 
+@pytest.mark.parametrize("password", [b"not-utf8-\xff\xfe-secret", b"latin1-caf\xe9-secret"])
+def test_a_password_that_is_not_utf8_is_refused_404_not_400(front, new_addr, password):
+    """As over the dict socket: the policy refuses it (password_chars), nothing is created."""
+    conn, addr = front(), new_addr()
+    reply = conn.request(b"POST", b"/passdb", addr.encode() + b"\t" + password)
+    assert reply.status == 404
+    assert not (conn.config.mailboxes_path / addr).exists()
+
+
 def test_wrong_method_is_405_with_allow(front):
     reply = front().request(b"GET", b"/passdb")
     assert reply.status == 405 and reply.headers[b"Allow"] == b"POST"
