@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from chatmail_services.core.store import day_of
+from chatmail_services.core.days import day_of
 
 from .conftest import imap_login
 from .test_metadata import set_token
