@@ -6,7 +6,8 @@ Keys (conf/dovecot/chatmail-auth.conf.ext writes them with Dovecot's %E escaping
     shared/userdb/<user>              -> JSON {home, uid, gid} | N
     iterate shared/userdb/            -> one row per account (`doveadm user '*'`)
 
-Policy calls run in the daemon's thread pool; a store failure (a `Temporary`)
+Reads run where the store says (core/inline.py: inline on the files store,
+in the lookup pool on Redis); creations hash in their own pool. A store failure (a `Temporary`)
 becomes `F` in core/dictproto.py (Dovecot tells the client to try again), a
 refusal becomes `N`.
 """
@@ -14,11 +15,13 @@ refusal becomes `N`.
 import json
 
 from prometheus_client import Counter, Gauge, Histogram
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ..core import dictcodec
 from ..core.dictproto import DictFailure, DictHandler
-from ..core.metrics import timed
+from ..core.inline import then
+from ..core.metrics import timed, timed_call
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Dict lookups answered by doveauth",
                   ["db", "result"])
@@ -32,33 +35,56 @@ LAST_SUCCESS = Gauge("chatmail_doveauth_last_success_timestamp_seconds",
                      "When doveauth last answered a lookup from the store")
 
 USERDB_PREFIX = "shared/userdb/"
+# Label children bound once: `labels()` on every request costs a lock and a dict.
+PASSDB_FOUND, PASSDB_REFUSED = LOOKUPS.labels("passdb", "found"), LOOKUPS.labels(
+    "passdb", "refused")
+USERDB_FOUND, USERDB_NOT_FOUND = LOOKUPS.labels("userdb", "found"), LOOKUPS.labels(
+    "userdb", "not_found")
+OTHER_NOT_FOUND = LOOKUPS.labels("other", "not_found")
+FAILED = {db: LOOKUPS.labels(db, "failed") for db in ("passdb", "userdb", "iterate")}
+LATENCY_BY_DB = {db: LATENCY.labels(db) for db in ("passdb", "userdb")}
 
 
 class AuthDict(DictHandler):
     log = Logger()
 
-    def __init__(self, policy, pool, create_pool=None):
+    def __init__(self, policy, pool, create_pool=None, reads=None):
         self.policy = policy
         self.pool = pool
         # Creations (hashing) get their own threads, so that lookups of
         # existing accounts never queue behind a burst of first logins.
         self.create_pool = create_pool or pool
+        self.reads = reads or pool  # core/inline.py: inline or this pool
 
     def lookup(self, key: str, user: str):
         match key.split("/", 2):
             case ["shared", "passdb", rest]:
                 password, addr = self._split(rest, 2)
-                d = self.pool.run(self.policy.find, addr)
-                d.addCallback(self._create_unless_found, addr, password)
-                d = timed(d, LATENCY.labels("passdb"))
-                return d.addCallbacks(self._passdb_reply, self._failed, errbackArgs=("passdb",))
+                return self._counted("passdb", self._passdb, addr, password)
             case ["shared", "userdb", rest]:
                 (addr,) = self._split(rest, 1)
-                d = timed(self.pool.run(self.policy.userdb, addr), LATENCY.labels("userdb"))
-                return d.addCallbacks(self._userdb_reply, self._failed,
-                                      errbackArgs=("userdb",))
-        LOOKUPS.labels("other", "not_found").inc()
+                return self._counted("userdb", self._userdb, addr)
+        OTHER_NOT_FOUND.inc()
         return None
+
+    def _passdb(self, addr, password):
+        found = self.reads.run(self.policy.find, addr)
+        return then(then(found, self._create_unless_found, addr, password),
+                    self._passdb_reply)
+
+    def _userdb(self, addr):
+        return then(self.reads.run(self.policy.userdb, addr), self._userdb_reply)
+
+    def _counted(self, db, step, *args):
+        """`step(*args)` timed, its failures counted, now or later."""
+        try:
+            result = timed_call(LATENCY_BY_DB[db], step, *args)
+        except Exception:
+            FAILED[db].inc()
+            raise
+        if isinstance(result, Deferred):
+            result.addErrback(self._failed, db)
+        return result
 
     def _create_unless_found(self, found, addr, password):
         if found is not None:
@@ -78,7 +104,7 @@ class AuthDict(DictHandler):
     def _passdb_reply(self, result):
         LAST_SUCCESS.set_to_current_time()
         if result.refusal is not None:
-            LOOKUPS.labels("passdb", "refused").inc()
+            PASSDB_REFUSED.inc()
             REFUSED.labels(result.refusal.value).inc()
             level = self.log.error if result.refusal.name == "ACCOUNT_DAMAGED" else self.log.info
             level("login refused: {reason}", reason=result.refusal.value)
@@ -86,18 +112,21 @@ class AuthDict(DictHandler):
         if result.created:
             CREATED.inc()
             self.log.info("account created")
-        LOOKUPS.labels("passdb", "found").inc()
+        PASSDB_FOUND.inc()
         return json.dumps(result.fields)
 
     def _userdb_reply(self, fields):
         LAST_SUCCESS.set_to_current_time()
-        LOOKUPS.labels("userdb", "found" if fields else "not_found").inc()
-        return json.dumps(fields) if fields else None
+        if fields:
+            USERDB_FOUND.inc()
+            return json.dumps(fields)
+        USERDB_NOT_FOUND.inc()
+        return None
 
     @staticmethod
     def _failed(failure, db):
         """Count it; core/dictproto.py answers `F` and logs what needs a log."""
-        LOOKUPS.labels(db, "failed").inc()
+        FAILED[db].inc()
         return failure
 
     def iterate(self, path: str, user: str, flags: int, max_rows: int):

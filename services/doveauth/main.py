@@ -1,5 +1,6 @@
 """`chatmail-doveauth --config FILE`: the passdb/userdb dict daemon."""
 
+from ..core.inline import reads_runner
 from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
 from .dictfront import AuthDict
@@ -14,7 +15,7 @@ def make_service(config, reactor, args=None) -> Daemon:
         settings.create_threads, "doveauth-create")
     store = open_store(config)
     policy = AccountPolicy(config, store.accounts, registration=store.registration)
-    daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
+    daemon.serve_dict(settings, AuthDict(policy, pool, create_pool, reads_runner(store, pool)))
     return daemon
 
 
