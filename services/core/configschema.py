@@ -106,7 +106,7 @@ class DoveauthConfig:
     uid: str = "vmail"
     gid: str = "vmail"
     threads: int = _threads(4)
-    create_threads: int = _threads(1)
+    create_threads: int = key(0, at_least=0, at_most=64)  # 0: one per CPU
 
 
 @dataclass(frozen=True)
