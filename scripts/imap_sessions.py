@@ -79,8 +79,9 @@ def open_sessions(port: int, accounts, password: str) -> list:
 
 
 def make_accounts(store, mailboxes, count: int, password: str, prefix="s"):
-    """`count` accounts in the store, as a relay moved from the reference has them
-    (SHA512-CRYPT, 5000 rounds): hashing through first logins would take minutes."""
+    """`count` accounts in `store` (through its Transfer role), as a relay moved
+    from the reference has them (SHA512-CRYPT, 5000 rounds): hashing through
+    first logins would take minutes."""
     import os
     import pwd
 
@@ -90,7 +91,7 @@ def make_accounts(store, mailboxes, count: int, password: str, prefix="s"):
     accounts = []
     for i in range(count):
         addr = f"{prefix}{os.getpid() % 1000:03d}{i:05d}@{mailboxes.name}"
-        store.import_account(addr, digest, day, False)
+        store.transfer.import_account(addr, digest, day, False)
         for path in (mailboxes / addr, *(mailboxes / addr).iterdir()):
             os.chown(path, vmail.pw_uid, vmail.pw_gid)
         accounts.append(addr)

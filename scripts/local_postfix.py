@@ -34,7 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chatmail_services.ctl.setupdkim import public_record
+from chatmail_services.ctl.dns import dkim_value
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -114,7 +114,7 @@ class PostfixPart:
         os.chown(private, postfix.pw_uid, postfix.pw_gid)
         private.chmod(0o700)
         self.publish({f"{SELECTOR}._domainkey.{self.relay.mail_domain}":
-                      public_record(self.dkim_key)})
+                      dkim_value(str(self.dkim_key))})
 
     def write_mta_sts_config(self) -> None:
         """Debian's mta-sts-daemon.yml, on the instance's port with its own cache."""

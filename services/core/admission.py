@@ -22,6 +22,13 @@ from typing import Optional
 from .passhash import hash_password  # noqa: F401
 
 _LOCALPART = re.compile(r"^[a-z0-9._-]+$")
+# passlib's own limit (passlib.exc.PasswordSizeError beyond it); longer would
+# also make every login of the account hash that much more.
+MAX_PASSWORD_BYTES = 4096
+# NUL ends a C string (passlib refuses it); a surrogate is a byte that was
+# not UTF-8 on the wire (core/dictcodec.py keeps it as one): neither can be
+# hashed, so neither can become an account's password.
+_NOT_IN_PASSWORD = re.compile("[\x00\ud800-\udfff]")
 
 
 class Refusal(enum.Enum):
@@ -32,12 +39,22 @@ class Refusal(enum.Enum):
     LOCALPART_LENGTH = "localpart_length"
     LOCALPART_CHARS = "localpart_chars"
     PASSWORD_LENGTH = "password_length"
+    PASSWORD_CHARS = "password_chars"
     REGISTRATION_CLOSED = "registration_closed"
     INVITE_ONLY = "invite_only"
     HIGH_LOAD = "high_load"
     LOW_MEMORY = "low_memory"
     LOW_DISK = "low_disk"
     ACCOUNT_DAMAGED = "account_damaged"
+
+
+def password_refusal(password: str, min_length: int) -> Optional[Refusal]:
+    """Why `password` cannot become an account's password, or None."""
+    if _NOT_IN_PASSWORD.search(password):
+        return Refusal.PASSWORD_CHARS
+    if len(password) < min_length or len(password.encode()) > MAX_PASSWORD_BYTES:
+        return Refusal.PASSWORD_LENGTH
+    return None
 
 
 class ResourceProbe:
@@ -80,9 +97,8 @@ class Admission:
             return Refusal.LOCALPART_LENGTH
         if not _LOCALPART.match(localpart):
             return Refusal.LOCALPART_CHARS
-        if len(password) < p.password_min_length:
-            return Refusal.PASSWORD_LENGTH
-        return self.mode_refusal(invited) or self._resources()
+        return (password_refusal(password, p.password_min_length)
+                or self.mode_refusal(invited) or self._resources())
 
     def mode_refusal(self, invited: bool = False) -> Optional[Refusal]:
         """The switch file and the registration mode's answer (may raise StoreError)."""

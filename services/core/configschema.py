@@ -83,6 +83,9 @@ def bound_problem(meta, value) -> typing.Optional[str]:
     return None if ok else problem.strip()
 
 
+DEFAULT_BACKLOG = 1024  # Twisted's own default is 50: a burst of logins overflows it
+
+
 def _threads(default):
     return key(default, at_least=1, at_most=64)
 
@@ -263,6 +266,7 @@ class Config:
                        problem="must be 'files' or a redis:// or rediss:// URL")
     max_message_size: int = key(31457280, ini="max_message_size", above=0)
     max_mailbox_size: Size = key(Size(500 << 20), ini="max_mailbox_size")
+    listen_backlog: int = key(DEFAULT_BACKLOG, at_least=1, at_most=65535)
     doveauth: DoveauthConfig = DoveauthConfig()
     lastlogin: LastloginConfig = LastloginConfig()
     metadata: MetadataConfig = MetadataConfig()

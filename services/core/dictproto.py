@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from . import dictcodec as codec
 from .failures import Temporary
+from .logsafe import REPEATED, shown
 
 
 TEMPORARY_TEXT = "temporary failure, try again later"
@@ -81,6 +82,7 @@ class DictServerProtocol(Protocol):
     # Dovecot's client refuses lines over 64 KiB too (DICT_CLIENT_MAX_LINE_LENGTH).
     MAX_LENGTH = 64 * 1024
     log = Logger()
+    repeated = REPEATED  # warnings a client can repeat: once a minute, all counted
 
     def __init__(self, handler: DictHandler):
         self.handler = handler
@@ -119,7 +121,9 @@ class DictServerProtocol(Protocol):
         self._malformed(text, "line too long")
 
     def connectionLost(self, reason=None) -> None:
+        # Answers still on their way find no transport and are dropped (_flush).
         self._transactions.clear()
+        self._buffer = b""
 
     # A client that sends its requests and then shuts down its sending side
     # still gets every reply; the connection closes after the last one.
@@ -144,12 +148,15 @@ class DictServerProtocol(Protocol):
         if codec.expects_reply(text):
             self._reply(codec.format_fail(f"malformed request: {problem}"))
         else:
-            self.log.warn("dict {name}: ignored malformed {cmd!r} line: {problem}",
-                          name=self.dict_name, cmd=text[:1], problem=problem)
+            self._warn("dict_malformed", "dict {name}: ignored malformed {cmd} line: {problem}",
+                       cmd=shown(text[:1]), problem=shown(problem))
+
+    def _warn(self, kind: str, fmt: str, **fields) -> None:
+        self.repeated.warn(self.log, kind, fmt, name=self.dict_name, **fields)
 
     def cmd_H(self, cmd):
         self.hello_user = cmd.arg(3, "")
-        self.dict_name = cmd.arg(4, "")
+        self.dict_name = shown(cmd.arg(4, ""))  # only ever logged: log-safe once
 
     def cmd_L(self, cmd):
         user = cmd.arg(1, self.hello_user)
@@ -171,8 +178,8 @@ class DictServerProtocol(Protocol):
     def cmd_B(self, cmd):
         tid = cmd.args[0]
         if tid in self._transactions or len(self._transactions) >= MAX_TRANSACTIONS:
-            self.log.warn("dict {name}: refused transaction begin (duplicate id or too many)",
-                          name=self.dict_name)
+            self._warn("dict_begin_refused",
+                       "dict {name}: refused transaction begin (duplicate id or too many)")
             self._transactions[tid] = None  # poisoned: its commit answers F
             return
         self._transactions[tid] = _Transaction(cmd.arg(1, self.hello_user), [])
@@ -210,42 +217,32 @@ class DictServerProtocol(Protocol):
     def _change(self, tid: str, change: Change) -> None:
         trans = self._transactions.get(tid)
         if trans is None:
-            self.log.warn("dict {name}: change for unknown transaction ignored",
-                          name=self.dict_name)
+            self._warn("dict_unknown_transaction",
+                       "dict {name}: change for unknown transaction ignored")
             return
         if len(trans.changes) >= MAX_CHANGES:
-            self.log.warn("dict {name}: transaction too large, it will fail",
-                          name=self.dict_name)
+            self._warn("dict_transaction_too_large",
+                       "dict {name}: transaction too large, it will fail")
             self._transactions[tid] = None
             return
         trans.changes.append(change)
 
     # -- replies in request order -----------------------------------------
     def _answer(self, method, *args, render, fail=codec.format_fail):
-        """Reply with `render(method(*args))`: at once for a plain value (or an
-        exception), in its turn for a Deferred."""
+        """Reply at once to a plain value (or an exception), in turn to a Deferred."""
         try:
             result = method(*args)
             text = None if isinstance(result, defer.Deferred) else render(result)
         except Exception:
             text = self._failed(Failure(), fail)
         if text is not None:
-            self._reply(text)
-            return
-        slot = [None]
-        self._replies.append(slot)
-        result.addCallback(render)
-        result.addErrback(self._failed, fail)
-        result.addCallback(self._fill, slot)
+            return self._reply(text)
+        self._replies.append(slot := [None])
+        result.addCallback(render).addErrback(self._failed, fail).addCallback(self._fill, slot)
 
     def _reply(self, text: str) -> None:
-        if self._replies:  # behind a pending answer: keep the request order
-            self._replies.append([text])
-            self._flush()
-        elif self.transport is not None and not self.transport.disconnecting:
-            self.transport.write(codec.encode_line(text))
-            if self._read_closed:
-                self.transport.loseConnection()
+        self._replies.append([text])
+        self._flush()
 
     def _failed(self, failure, fail):
         if failure.check(DictFailure):

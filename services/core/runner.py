@@ -12,6 +12,7 @@ exit status 1 instead of leaving a process that serves nothing.
 """
 
 import argparse
+import re
 import sys
 
 from twisted.application.service import MultiService, Service
@@ -19,32 +20,49 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import (
     FilteringLogObserver, LogLevel, LogLevelFilterPredicate, Logger,
-    eventAsText, globalLogBeginner,
+    formatEvent, globalLogBeginner,
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from .config import _check_endpoint
+from .configschema import DEFAULT_BACKLOG
 from .dictproto import DictServerFactory
 from .entry import EXIT_USAGE, add_config_argument, console, load_or_report
+from .logsafe import one_line
 from .metrics import metrics_site
 
 log = Logger()
 
 
+def with_backlog(description: str, backlog: int) -> str:
+    """The endpoint string with `backlog=` added where Twisted takes it (TCP, UNIX
+    and TLS ports) unless it names one; a systemd socket's is its unit's."""
+    kind = description.split(":", 1)[0]
+    if kind not in BACKLOG_KINDS or re.search(r"(^|:)backlog=", description):
+        return description
+    return f"{description}:backlog={backlog}"
+
+
+BACKLOG_KINDS = ("tcp", "tcp6", "unix", "ssl")
+
+
 class ListeningService(Service):
     """Listen on a Twisted endpoint string; a failure to listen is fatal."""
 
-    def __init__(self, reactor, description: str, factory, on_fatal):
+    def __init__(self, reactor, description: str, factory, on_fatal, backlog=None):
         self.reactor = reactor
         self.description = description
         self.factory = factory
         self.on_fatal = on_fatal
+        self.backlog = backlog
         self.port = None
 
     def startService(self):
         super().startService()
-        endpoint = serverFromString(self.reactor, self.description)
+        # its own, else its daemon's (the config's `listen_backlog`, see run())
+        backlog = self.backlog or getattr(self.parent, "backlog", DEFAULT_BACKLOG)
+        endpoint = serverFromString(self.reactor, with_backlog(self.description, backlog))
         d = endpoint.listen(self.factory)
         d.addCallbacks(self._listening, self._failed)
 
@@ -105,7 +123,10 @@ class Daemon(MultiService):
     A daemon's `make_service` is wiring only: `pool()` for blocking work,
     `serve()` (or `serve_dict()`) for its listener and its `/metrics`, and
     `on_stop()` for what must be closed. It remembers how the process exits.
+    `backlog` is every listener's (`listen_backlog`, set by `run()`).
     """
+
+    backlog = DEFAULT_BACKLOG
 
     def __init__(self, reactor, name: str, args=None):
         super().__init__()
@@ -149,15 +170,24 @@ class Daemon(MultiService):
         return svc
 
 
-def start_logging(level: LogLevel, stream=None) -> None:
-    stream = stream or sys.stderr
+def emitter(stream):
+    """The observer that writes one event to `stream`: `<level>: <message>` on
+    one line (escaped: no client text can start a line of its own,
+    core/logsafe.py), then an indented traceback if the event has one."""
 
     def emit(event):
-        text = eventAsText(event, includeTraceback=True, includeTimestamp=False,
-                           includeSystem=False)
-        stream.write(f"{event['log_level'].name}: {text}\n")
+        lines = [f"{event['log_level'].name}: {one_line(formatEvent(event))}"]
+        failure = event.get("log_failure")
+        if failure is not None:
+            lines += ["    " + one_line(line) for line in failure.getTraceback().splitlines()]
+        stream.write("".join(line + "\n" for line in lines))
         stream.flush()
 
+    return emit
+
+
+def start_logging(level: LogLevel, stream=None) -> None:
+    emit = emitter(stream or sys.stderr)
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)
     globalLogBeginner.beginLoggingTo([FilteringLogObserver(emit, [predicate])],
                                      redirectStandardIO=False)
@@ -205,6 +235,7 @@ def run(name: str, make_service, argv=None, add_arguments=None) -> int:
     except Exception as e:  # e.g. an unreadable key file: one line, no traceback
         sys.stderr.write(f"{name}: {e}\n")
         return 1
+    daemon.backlog = config.listen_backlog
     reactor.callWhenRunning(daemon.startService)
     reactor.addSystemEventTrigger("before", "shutdown", daemon.stopService)
     reactor.run()

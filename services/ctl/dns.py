@@ -86,7 +86,9 @@ def dkim_value(key_file: str) -> str:
     return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
 
 
-def records(config, ipv4=None, ipv6=None) -> List[Record]:
+def records(config, ipv4=None, ipv6=None, key_path=str) -> List[Record]:
+    """The zone records; `key_path` maps a configured key file to where it is
+    read (`chatmailctl setup --root` reads it inside the tree)."""
     d = config.mail_domain
     host = f"{d}."
     out = [Record(host, "A", ipv4 or "<IPv4 address>", _exact(ipv4) if ipv4 else _present)]
@@ -99,7 +101,7 @@ def records(config, ipv4=None, ipv6=None) -> List[Record]:
         Record(host, "MX", f"10 {host}", _exact(host, lambda s: s.lower().rstrip(".").split()[-1])),
         Record(host, "TXT", txt(spf), _txt_with("v=spf1", equal=spf)),
         *(Record(f"{sel}._domainkey.{host}", "TXT", txt(value),
-                 _txt_with("v=DKIM1", equal=value)) for sel, value in dkim_keys(config)),
+                 _txt_with("v=DKIM1", equal=value)) for sel, value in dkim_keys(config, key_path)),
         Record(f"_dmarc.{host}", "TXT", txt(dmarc),
                _txt_with("v=DMARC1", must=("p=reject", "adkim=s", "aspf=s"))),
         Record(f"_mta-sts.{host}", "TXT", txt(f"v=STSv1; id={sts_id}"),
@@ -121,13 +123,13 @@ def _srv_norm(value: str) -> str:
     return f"{port} {target.rstrip('.')}"
 
 
-def dkim_keys(config):
+def dkim_keys(config, key_path=str):
     sign = config.filtermail.dkim.sign
     if sign is None:
         return []
-    keys = [(sign.selector, dkim_value(sign.key_file))]
+    keys = [(sign.selector, dkim_value(key_path(sign.key_file)))]
     if sign.ed25519_selector and sign.ed25519_key_file:
-        keys.append((sign.ed25519_selector, dkim_value(sign.ed25519_key_file)))
+        keys.append((sign.ed25519_selector, dkim_value(key_path(sign.ed25519_key_file))))
     return keys
 
 
@@ -154,10 +156,10 @@ def make_resolver(nameserver: Optional[str], timeout: float = 5.0):
     return resolver
 
 
-def show(config, out, ipv4=None, ipv6=None) -> int:
+def show(config, out, ipv4=None, ipv6=None, key_path=str) -> int:
     if config.filtermail.dkim.sign is None:
         out.write("; no DKIM record: filtermail.dkim.sign is not configured\n")
-    for record in records(config, ipv4, ipv6):
+    for record in records(config, ipv4, ipv6, key_path):
         out.write(record.line() + "\n")
     return 0
 

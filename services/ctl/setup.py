@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import setupdkim
+from . import dns, setupdkim
 from .setupcompose import (
     SetupError,
     Sources,
@@ -73,7 +73,7 @@ def _setup(config, tree, args, out) -> int:
         check_postfix(stage / "postfix")
     out.write(f"chatmailctl setup: Dovecot {release} ({dset.snippets} snippets), "
               f"Postfix, tree {tree.root}; checked with doveconf -n and postfix check\n")
-    record = _dkim(config, tree, out)  # before any file changes: a key that fails stops here
+    _dkim(config, tree, out)  # before any file changes: a key that fails stops here
     changes = [w for w in wanted if tree.differs(w)]
     tree.apply(changes)
     for w in changes:
@@ -83,11 +83,8 @@ def _setup(config, tree, args, out) -> int:
     else:
         out.write(f"originals kept for --undo in {tree.state}\n")
     _reload(tree, [w.path for w in changes], args, out)
-    out.write(f"\nDNS records for {config.mail_domain}:\n")
-    for line in setupdkim.dns_records(config.mail_domain, config.filtermail.dkim.sign.selector,
-                                      record) if record else []:
-        out.write(f"  {line}\n")
-    return 0
+    out.write(f"\nDNS records for {config.mail_domain} (`chatmailctl dns` prints them again):\n")
+    return dns.show(config, out, key_path=lambda f: str(setupdkim.key_path(tree.root, f)))
 
 
 def _stage_dovecot(tree, stage: Path, wanted) -> None:
@@ -108,7 +105,10 @@ def _dkim(config, tree, out):
     path = setupdkim.key_path(tree.root, sign.key_file)
     if setupdkim.ensure_key(path):
         out.write(f"made DKIM key {path} (selector {sign.selector}); publish its record\n")
-    return setupdkim.public_record(path)
+    try:
+        return dns.dkim_value(str(path))
+    except (OSError, ValueError) as e:
+        raise SetupError(f"{path}: not a readable private key: {e}") from None
 
 
 def _reload(tree, changed, args, out) -> None:

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from ..core import dictcodec
 from ..core.dictproto import DictFailure, DictHandler
 from ..core.inline import then
+from ..core.logsafe import REPEATED
 from ..core.metrics import timed, timed_call
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Dict lookups answered by doveauth",
@@ -106,8 +107,11 @@ class AuthDict(DictHandler):
         if result.refusal is not None:
             PASSDB_REFUSED.inc()
             REFUSED.labels(result.refusal.value).inc()
-            level = self.log.error if result.refusal.name == "ACCOUNT_DAMAGED" else self.log.info
-            level("login refused: {reason}", reason=result.refusal.value)
+            if result.refusal.name == "ACCOUNT_DAMAGED":
+                self.log.error("login refused: {reason}", reason=result.refusal.value)
+            else:  # any client can send these at will: once a minute per reason
+                REPEATED.log(self.log.info, "login_refused_" + result.refusal.value,
+                             "login refused: {reason}", reason=result.refusal.value)
             return None
         if result.created:
             CREATED.inc()

@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from ..core.addresses import address_refusal
 from ..core.failures import Refused
 from .mail import Mail
-from .policy import Incoming, Outgoing, incoming_verdict, outgoing_verdict
+from .policy import Incoming, Outgoing, incoming_verdict, outgoing_verdict, recipient_refusal
 from .reinject import ReinjectError
 from .smtp import REPLIES, retry_text, temporary
 
@@ -41,6 +41,8 @@ RATE_UNKNOWN = Counter("chatmail_filtermail_rate_check_failures_total",
 REINJECT_FAILURES = Counter("chatmail_filtermail_reinject_failures_total",
                             "Accepted messages answered 451 because reinjection failed",
                             ["direction"])
+RCPT_REFUSED = Counter("chatmail_filtermail_recipients_refused_total",
+                       "RCPT TO refused for good: never a mailbox here", ["reason"])
 SECONDS = Histogram("chatmail_filtermail_message_seconds",
                     "End of DATA to reply, per message", ["direction"])
 
@@ -60,6 +62,11 @@ def incoming_judge(config, store):
 
     policy = Incoming(enforces_e2ee)
     return lambda mail: incoming_verdict(mail, policy)
+
+
+def incoming_recipients(config):
+    """The RCPT check of incoming mail: no recipient that can never be a mailbox."""
+    return lambda rcpt: recipient_refusal(rcpt, config.mail_domain)
 
 
 class SendRateLimit:
@@ -93,7 +100,8 @@ class FilterHandler:
     log = Logger()
 
     def __init__(self, direction, judge, pool, reinject, clock,
-                 limiter=None, verifier=None, signer=None, rewrite=None, after_big=None):
+                 limiter=None, verifier=None, signer=None, rewrite=None, recipients=None,
+                 after_big=None):
         self.direction = direction
         self.judge = judge
         self.pool = pool
@@ -103,6 +111,7 @@ class FilterHandler:
         self.verifier = verifier
         self.signer = signer
         self.rewrite = rewrite  # (verdict, mail) -> mail, before signing
+        self.recipients = recipients  # rcpt -> None or a Refused, at RCPT
         self.after_big = after_big  # called after a message of BIG_MESSAGE bytes or more
 
     def check_mail(self, addr: str, params):
@@ -111,6 +120,15 @@ class FilterHandler:
             return None
         d = self.pool.run(self.limiter.check, addr, self.clock.seconds())
         return d.addCallbacks(self._rate_checked, self._rate_unknown)
+
+    def check_rcpt(self, addr: str, params):
+        """None to accept RCPT TO, or the refusal."""
+        if self.recipients is None:
+            return None
+        refusal = self.recipients(addr)
+        if refusal is not None:
+            RCPT_REFUSED.labels(refusal.reason).inc()
+        return refusal
 
     def _rate_checked(self, result):
         allowed, retry_after = result

@@ -9,7 +9,9 @@ from twisted.logger import Logger
 
 from ..core.memory import Trimmer, limit_arenas
 from ..core.runner import Daemon, daemon_main
-from .filter import FilterHandler, SendRateLimit, incoming_judge, outgoing_judge
+from .filter import (
+    FilterHandler, SendRateLimit, incoming_judge, incoming_recipients, outgoing_judge,
+)
 from .reinject import ReinjectPool
 from .server import SMTPFactory
 from .subject import minimise_subject
@@ -46,7 +48,8 @@ def _incoming_parts(config, reactor, pool):
         log.warn("DKIM VERIFICATION IS OFF (filtermail.dkim.verify: false): incoming mail "
                  "is accepted without a valid DKIM signature; only do this behind "
                  "another verifier")
-    return dict(judge=incoming_judge(config, open_store(config).accounts), verifier=verifier)
+    return dict(judge=incoming_judge(config, open_store(config).accounts), verifier=verifier,
+                recipients=incoming_recipients(config))
 
 
 def make_service(config, reactor, args) -> Daemon:

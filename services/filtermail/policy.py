@@ -22,6 +22,7 @@ end-to-end encryption (``enforceE2EEincoming``), else it passes.
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..core.addresses import address_refusal
 from ..core.failures import Refused
 from .mail import Mail, domain_of, normalize_address
 from .mime import is_auto_submitted_report, is_autocrypt_setup_message, is_securejoin_request
@@ -56,6 +57,19 @@ class Incoming:
     """The incoming policy: `enforces_e2ee(rcpt)` is the per-account switch."""
 
     enforces_e2ee: Callable[[str], bool]
+
+
+def recipient_refusal(rcpt: str, mail_domain: str):
+    """Why incoming mail cannot go to `rcpt` at all, or None (RCPT time).
+
+    An address of our domain that can never be a mailbox (too long for a file
+    name, unsafe characters) is refused for good: a 4xx would make the sender
+    retry for days. Other domains are Postfix's business, not refused here.
+    """
+    refused = address_refusal(normalize_address(rcpt), mail_domain)
+    if refused is None or refused.reason != "bad_address":
+        return None
+    return Refused("bad-recipient", refused.text)
 
 
 def _foreign_sender(mail, policy):

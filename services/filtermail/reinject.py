@@ -88,6 +88,7 @@ class ReinjectClient(LineReceiver):
         self.ready = defer.Deferred()
         self.closed = False
         self.idle_timer = None
+        self.on_expire = None  # set while parked in a pool
 
     def connectionMade(self):
         no_delay(self.transport)
@@ -136,7 +137,10 @@ class ReinjectClient(LineReceiver):
 
     def connectionLost(self, reason):
         self.closed = True
+        on_expire = self.on_expire
         self._cancel_idle()
+        if on_expire is not None:  # parked: leave the pool now, not at the next delivery
+            on_expire(self)
         waiting, self.waiting = self.waiting, deque()
         for d in waiting:
             d.errback(ReinjectError(f"connection lost: {reason.getErrorMessage()}", lost=True))
@@ -182,12 +186,13 @@ class ReinjectClient(LineReceiver):
         return " ".join(a for a in attributes if a.partition("=")[0].upper() in names)
 
     def park(self, reactor, on_expire):
+        self.on_expire = on_expire
         self.idle_timer = reactor.callLater(IDLE_SECONDS, on_expire, self)
 
     def _cancel_idle(self):
         if self.idle_timer is not None and self.idle_timer.active():
             self.idle_timer.cancel()
-        self.idle_timer = None
+        self.idle_timer = self.on_expire = None
 
     def quit(self):
         if not self.closed and self.transport is not None:
@@ -267,6 +272,8 @@ class ReinjectPool:
         return failure
 
     def _expire(self, client):
+        """A parked connection's idle time is over, or the service closed it."""
+        client._cancel_idle()
         if client in self.idle:
             self.idle.remove(client)
         client.quit()

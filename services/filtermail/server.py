@@ -19,7 +19,8 @@ undecoded (8-bit bytes are data) with dot-stuffing undone (RFC 5321 section
 
 ``handler.check_mail(addr, params)`` answers MAIL FROM: None to accept, a
 refusal (`core.failures.Refused`, or a `smtp.Reply`), or a Deferred of either
-(input waits meanwhile). ``handler.deliver(envelope, message)`` returns a
+(input waits meanwhile). ``handler.check_rcpt(addr, params)`` answers RCPT:
+None or a refusal, at once. ``handler.deliver(envelope, message)`` returns a
 Deferred of a Refused or of Postfix's reply to the reinjection. `_answer` is
 the one place where an answer becomes a reply (`smtp.reply_for`) and a
 failure a ``451 4.3.0`` (`smtp.temporary`): the client keeps the message and
@@ -100,11 +101,22 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         self.envelope = None
         self.xforward = []
         self.reader = None
+        self.closed = False
 
     def connectionMade(self):
         no_delay(self.transport)
         self.setTimeout(self.IDLE_TIMEOUT)
         self.send(REPLIES["greeting"].filled(hostname=self.hostname))
+
+    def connectionLost(self, reason=None):
+        """Everything of this connection ends with it: the idle timer (else the
+        reactor keeps the protocol, and its last message, for IDLE_TIMEOUT),
+        the transaction, buffered input; an answer still on its way is dropped."""
+        self.closed = True
+        self.setTimeout(None)
+        self.envelope, self.reader, self.xforward = None, None, []
+        self.clearLineBuffer()
+        super().connectionLost(reason)
 
     def timeoutConnection(self):
         self.send(REPLIES["timeout"])
@@ -171,7 +183,7 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         self.pauseProducing()  # pipelined RCPT and DATA wait for this answer
         checked.addErrback(self._failed, "MAIL FROM check")
         checked.addCallback(self._mail_checked, addr, params)
-        checked.addCallback(lambda _: self.resumeProducing())
+        checked.addCallback(self._resume)
 
     def _mail_checked(self, refusal, addr, params):
         if refusal is not None:
@@ -187,6 +199,9 @@ class SMTPServer(LineReceiver, TimeoutMixin):
         addr, params = parse_path(arg, "TO")
         if not addr:
             raise SyntaxProblem("rcpt-syntax")
+        refusal = self.handler.check_rcpt(addr, params)
+        if refusal is not None:
+            return self._answer(refusal)
         self.envelope.rcpts.append((addr, params))
         self.send(REPLIES["rcpt-ok"])
 
@@ -235,6 +250,12 @@ class SMTPServer(LineReceiver, TimeoutMixin):
 
     def _data_done(self, answer):
         self._answer(answer)
+        self._resume()
+
+    def _resume(self, _=None):
+        """Read on after an answer that came later; nothing once the connection is gone."""
+        if self.closed:
+            return
         self.setTimeout(self.IDLE_TIMEOUT)
         self.resumeProducing()
 
@@ -243,6 +264,8 @@ class SMTPServer(LineReceiver, TimeoutMixin):
 
     def _answer(self, answer):
         """Send the reply for the handler's answer (see the module docstring)."""
+        if self.closed:
+            return
         reply = reply_for(answer)
         if reply is None:
             self.log.error("handler answered {answer!r}; answering 451", answer=answer)

@@ -68,6 +68,8 @@ REPLIES = {
     "path-syntax": Reply(501, "5.5.4 Syntax: {keyword}:<address>"),
     "address-syntax": Reply(501, "5.1.7 Bad address syntax"),
     "rcpt-syntax": Reply(501, "5.1.3 Bad recipient address syntax"),
+    # a recipient that can never be a mailbox here (policy.recipient_refusal)
+    "bad-recipient": Reply(550, "5.1.1 Recipient address rejected: {text}"),
     "helo-syntax": Reply(501, "5.5.4 Syntax: EHLO hostname"),
     "xforward-syntax": Reply(501, "5.5.4 Syntax: XFORWARD attribute=value..."),
     # a message refused, by the refusal's reason token ("{text}": the refusal's

@@ -17,6 +17,7 @@ from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
 from ..core.failures import Refused
 from ..core.inline import INLINE, then
+from ..core.logsafe import REPEATED
 from ..core.metrics import timed_call
 from ..core.store import Accounts, StoreError
 from .policy import login_day
@@ -66,7 +67,8 @@ class LastLoginDict(DictHandler):
         for change in changes:
             addr = self._addr(change.key)
             if change.op != "set" or addr is None:
-                self.log.warn("ignored {op} of a key that is not a last-login record",
+                REPEATED.warn(self.log, "lastlogin_ignored_change",
+                              "ignored {op} of a key that is not a last-login record",
                               op=change.op)
                 continue
             day = login_day(change.value)

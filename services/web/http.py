@@ -9,7 +9,8 @@
 Every bad request gets a 4xx with a line of text, never a dropped connection:
 unknown path 404, wrong method 405 (with Allow), a body over MAX_BODY 413
 (answered as soon as the length is known, then the connection is closed),
-a body that is not empty, a form or a JSON object 415/400, a malformed token
+a request line or header over 16 KiB 431, a body that is not empty, a form or
+a JSON object 415/400, a malformed token
 400, too many `/new` from one client 429 (with Retry-After). A refusal of the
 domain is 403 (closed, invite-only, bad invite) or 503 (busy), a store outage
 503. Invites are redeemed by POST only: link previews fetch with GET.
@@ -25,6 +26,7 @@ import re
 from prometheus_client import Counter, Histogram
 from twisted.logger import Logger
 from twisted.web.resource import Resource
+from twisted.web.http import HTTPChannel
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ..core.failures import Refused, Temporary
@@ -77,6 +79,20 @@ class WebRequest(Request):
     def requestReceived(self, command, path, version):
         if not self.too_large:
             super().requestReceived(command, path, version)
+
+
+class WebChannel(HTTPChannel):
+    """HTTPChannel, but a request line or header over MAX_LENGTH (16 KiB) is
+    answered 431 before the connection closes (Twisted just drops it)."""
+
+    def lineLengthExceeded(self, line):
+        text = b"request line or header field too long\n"
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(text), text))
+        REQUESTS.labels("other", "431").inc()
+        self.loseConnection()
 
 
 class BadRequest(Exception):
@@ -241,6 +257,7 @@ def _json_tokens(body: bytes):
 def make_site(front, reactor=None) -> QuietSite:
     site = QuietSite(front, timeout=TIMEOUT, reactor=reactor)
     site.requestFactory = WebRequest
+    site.protocol = WebChannel
     site.displayTracebacks = False
     return site
 

@@ -22,6 +22,12 @@ DOMAIN = "chat.example.org"
     ("nul\x00l@" + DOMAIN, "bad_address"),
     ("new\nline@" + DOMAIN, "bad_address"),
     ("two@at@" + DOMAIN, "bad_address"),
+    ("a" * (255 - len("@" + DOMAIN)) + "@" + DOMAIN, None),  # a file name's 255 bytes
+    ("a" * (256 - len("@" + DOMAIN)) + "@" + DOMAIN, "bad_address"),
+    ("\u00e9" * 120 + "@" + DOMAIN, "bad_address"),  # 240 characters, 256 bytes
+    ("a" * 300 + "@" + DOMAIN, "bad_address"),
+    ("not-utf8-\udcff@" + DOMAIN, "bad_address"),  # a byte that was not UTF-8 on the wire
+    ("lone-\ud800@" + DOMAIN, "bad_address"),
 ])
 def test_address_refusal_says_why_without_echoing_the_address(addr, reason):
     refused = address_refusal(addr, DOMAIN)

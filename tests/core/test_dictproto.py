@@ -1,13 +1,19 @@
 """The dict server protocol, bytes in -> bytes out, with StringTransport."""
 
+import io
+
 import pytest
+from prometheus_client import REGISTRY
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 
 from chatmail_services.core.dictproto import (
     MAX_TRANSACTIONS, DictFailure, DictHandler, DictServerFactory,
 )
+from chatmail_services.core.logsafe import Repeated
+from chatmail_services.core.runner import emitter
 from chatmail_services.core.store import StoreError, StoreUnavailable
 
 HELLO = b"H3\t2\t0\t\ttest\n"
@@ -231,3 +237,55 @@ def test_iteration_failing_midway_answers_f(conn):
     conn.handler.iterate = rows
     assert conn.send(b"I0\t0\tshared/\tu\n") == b"Ftemporary failure, try again later\n"
     assert conn.send(b"Lshared/a\tu\n") == b"O1\n"
+
+
+# --- log lines a client cannot forge or flood -----------------------------------
+
+def rendered(events) -> str:
+    """The events as the daemons write them to the journal (core/runner.py)."""
+    out = io.StringIO()
+    emit = emitter(out)
+    for event in events:
+        emit(event)
+    return out.getvalue()
+
+
+FORGED = "auth\ncritical: forged by the client"
+
+
+def test_a_dictionary_name_cannot_write_a_log_line_of_its_own(conn):
+    events = logged_by(conn)
+    conn.proto.repeated = Repeated(clock=Clock().seconds)
+    conn.send(b"H3\t2\t0\t\t" + FORGED.replace("\n", "\x01n").encode() + b"\x01n" * 9000 + b"\n")
+    conn.send(b"Sx\n")  # malformed, takes no reply: a warning naming the dict
+    text = rendered(events)
+    assert text.count("\n") == 1 and text.startswith("warn: dict auth\\ncritical: forged")
+    assert len(text) < 300  # the name is bounded too
+
+
+def test_a_client_repeating_a_malformed_line_gets_one_log_line_and_a_counter():
+    clock, counted = Clock(), REGISTRY.get_sample_value
+    repeated = Repeated(clock=clock.seconds)
+    before = counted("chatmail_client_warnings_total", {"kind": "dict_malformed"}) or 0
+    events = []
+    for _ in range(100):  # a hundred connections with ten hostile lines each
+        proto = DictServerFactory(RecordingHandler()).buildProtocol(None)
+        proto.log, proto.repeated = Logger(observer=events.append), repeated
+        proto.makeConnection(StringTransport())
+        proto.dataReceived(HELLO + b"S\n" * 10)
+    assert len(events) == 1
+    assert counted("chatmail_client_warnings_total", {"kind": "dict_malformed"}) == before + 1000
+    clock.advance(61)
+    proto.dataReceived(b"S\n")
+    assert len(events) == 2 and "999 more like it not logged" in rendered(events[1:])
+
+
+def test_a_traceback_is_indented_under_its_one_line():
+    try:
+        raise ValueError("client said\ncritical: forged")
+    except ValueError:
+        events = []
+        Logger(observer=events.append).failure("handler failed")
+    lines = rendered(events).splitlines()
+    assert lines[0] == "critical: handler failed"
+    assert all(line.startswith("    ") for line in lines[1:]) and len(lines) > 2

@@ -20,7 +20,7 @@ from chatmail_services.ctl.setupcompose import (
     render,
     target_path,
 )
-from chatmail_services.ctl.setupdkim import txt
+from chatmail_services.ctl.dns import txt
 from chatmail_services.ctl.setupstate import Tree, Wanted
 
 ME = dict(owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)

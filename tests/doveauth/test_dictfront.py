@@ -4,6 +4,7 @@ import json
 
 import pytest
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 
 from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.core.store.files import open_files
@@ -30,6 +31,7 @@ def wire(make_config, inline_pool, reads):
         return out
 
     send.config = config
+    send.proto = proto
     return send
 
 
@@ -158,3 +160,43 @@ def test_inline_lookup_answers_behind_a_pending_creation_in_order(make_config, n
     first, second = proto.transport.value().decode().splitlines()
     assert json.loads(first[1:])["home"].endswith(args[0])
     assert json.loads(second[1:])["home"].endswith(existing)
+
+
+@pytest.mark.parametrize("password", [
+    "secret\x00password",  # passlib refuses NUL bytes
+    "secret-p\udcffssword",  # invalid UTF-8 from the wire, kept as a surrogate
+    "x" * 5000,  # over what the hasher takes
+])
+def test_a_password_that_cannot_be_hashed_is_refused_as_n_without_a_traceback(
+        wire, new_addr, password, monkeypatch):
+    events = []
+    log = Logger(observer=events.append)
+    monkeypatch.setattr(wire.proto, "log", log)
+    monkeypatch.setattr(AuthDict, "log", log)
+    addr = new_addr()
+    assert wire(passdb_key(password, addr)) == "N\n"
+    assert [e for e in events if "log_failure" in e] == []
+    assert wire(f"Lshared/userdb/{addr}\t{addr}") == "N\n"  # no account was made
+
+
+def test_refused_logins_are_logged_once_a_minute_per_reason_and_all_counted(wire, monkeypatch):
+    from prometheus_client import REGISTRY
+    from twisted.internet.task import Clock
+
+    from chatmail_services.core.logsafe import Repeated
+    from chatmail_services.doveauth import dictfront
+
+    clock, events = Clock(), []
+    monkeypatch.setattr(dictfront, "REPEATED", Repeated(clock=clock.seconds))
+    monkeypatch.setattr(AuthDict, "log", Logger(observer=events.append))
+    count = lambda: REGISTRY.get_sample_value(  # noqa: E731
+        "chatmail_doveauth_refusals_total", {"reason": "localpart_length"}) or 0
+    before = count()
+    for _ in range(50):
+        assert wire(passdb_key("secret-password", "short@chat.example.org")) == "N\n"
+    assert wire(passdb_key("pw\x00secret-password", "abcdefghi@chat.example.org")) == "N\n"
+    assert [e["reason"] for e in events] == ["localpart_length", "password_chars"]
+    assert count() == before + 50
+    clock.advance(60)
+    wire(passdb_key("secret-password", "short@chat.example.org"))
+    assert events[-1]["held"] == 49

@@ -47,6 +47,9 @@ class SinkHandler:
     def check_mail(self, addr, params):
         return self.mail_reply
 
+    def check_rcpt(self, addr, params):
+        return None
+
     def deliver(self, envelope, message):
         if self.hold:
             d = defer.Deferred()

@@ -9,7 +9,7 @@ from chatmail_services.core.store import StoreError, StoreUnavailable
 from chatmail_services.core.store.files import open_files
 from chatmail_services.core.gcra import RateLimiter
 from chatmail_services.filtermail.filter import (
-    FilterHandler, SendRateLimit, incoming_judge, outgoing_judge,
+    FilterHandler, SendRateLimit, incoming_judge, incoming_recipients, outgoing_judge,
 )
 from chatmail_services.filtermail.reinject import ReinjectPool
 from chatmail_services.filtermail.server import SMTPServer
@@ -36,6 +36,7 @@ def env(make_config, inline_pool, tmp_path):
                 parts.setdefault("judge", outgoing_judge(self.config))
             else:
                 parts.setdefault("judge", incoming_judge(self.config, self.store.accounts))
+                parts.setdefault("recipients", incoming_recipients(self.config))
             handler = FilterHandler(direction, pool=inline_pool, reinject=self.reinject,
                                     clock=self.clock, **parts)
             proto = SMTPServer(handler, "filter.test", self.config.max_message_size)
@@ -189,3 +190,26 @@ def test_a_big_message_asks_for_a_trim_and_a_small_one_does_not(env, eml):
     big = eml("encrypted").replace(b"\r\n\r\n", b"\r\nX-Pad: " + b"p" * (1 << 20) + b"\r\n\r\n", 1)
     env.send(proto, big)
     assert asked == [True]
+
+
+@pytest.mark.parametrize("localpart", ["a" * 250, "b" * 300, "new\\nline", "\udcff" * 3])
+def test_incoming_recipient_that_can_never_be_a_mailbox_is_refused_for_good_at_rcpt(
+        env, eml, localpart, monkeypatch):
+    env.store.accounts.layout.root.mkdir(parents=True, exist_ok=True)  # as on a relay
+    events = []
+    monkeypatch.setattr(SMTPServer, "log", Logger(observer=events.append))
+    proto = env.server("incoming", verifier=None)
+    rcpt = f"{localpart}@chat.example.org".encode("utf-8", "surrogateescape")
+    proto.dataReceived(b"MAIL FROM:<carol@example.net>\r\nRCPT TO:<" + rcpt + b">\r\n")
+    out = proto.transport.value().decode("utf-8", "replace").splitlines()
+    assert out[-1].startswith("550 5.1.1 Recipient address rejected: ")
+    assert localpart not in out[-1]
+    proto.transport.clear()
+    # the message still goes to the other recipient, without the refused one
+    message = eml("encrypted", to_addr=BOB).replace(b"\r\n.", b"\r\n..")
+    proto.dataReceived(f"RCPT TO:<{BOB}>\r\nDATA\r\n".encode() + message + b".\r\n")
+    env.loop.flush()
+    assert proto.transport.value().decode().splitlines()[-1] == f"250 {QUEUED.text}"
+    (envelope, _), = env.sink.received
+    assert envelope.rcpt_tos == [BOB]
+    assert events == []

@@ -292,3 +292,68 @@ def test_random_byte_flips_never_raise(gnupg_messages):
             mutated[rng.randrange(len(mutated))] = rng.randrange(256)
         assert check_packets(bytes(mutated)).ok in (True, False)
         assert check_armored_pgp_message(armor(bytes(mutated), crc=False)).ok in (True, False)
+
+
+# --- property-based: packet streams built by the rules of RFC 9580 section 4.2 ----
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def any_form(draw, tag, body):
+    """One packet with `body` in any legal header form: new format with any
+    length encoding that fits, legacy (tags below 16), partial (data, >= 512)."""
+    forms = ["new"] + (["legacy"] if tag < 16 else []) + (
+        ["partial"] if tag == 18 and len(body) >= 512 else [])
+    form = draw(st.sampled_from(forms))
+    if form == "legacy":
+        return legacy_packet(tag, body, draw(st.sampled_from(
+            [o for o in (1, 2, 4) if len(body) < 1 << 8 * o])))
+    if form == "partial":
+        exponents = [9] + draw(st.lists(st.integers(0, 8), max_size=4))
+        while sum(1 << e for e in exponents) > len(body):
+            exponents.pop()
+        return partial_packet(tag, body, exponents)
+    fitting = [o for o, top in ((1, 192), (2, 8384), (5, 1 << 32)) if len(body) < top
+               and not (o == 2 and len(body) < 192)]
+    return packet(tag, body, draw(st.sampled_from(fitting)))
+
+
+@st.composite
+def encrypted_stream(draw):
+    keys = [draw(any_form(draw(st.sampled_from([1, 3])), draw(st.binary(max_size=40))))
+            for _ in range(draw(st.integers(1, 3)))]
+    version = draw(st.sampled_from([b"\x01", b"\x02"]))
+    size = draw(st.sampled_from([0, 20, 300, 700, 1500]))
+    seipd = draw(any_form(18, version + draw(st.binary(min_size=size, max_size=size))))
+    return b"".join(keys) + seipd
+
+
+@settings(max_examples=300, deadline=None)
+@given(encrypted_stream())
+def test_session_keys_then_one_seipd_in_any_header_form_is_encrypted(stream):
+    assert check_packets(stream).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(encrypted_stream(), st.integers(2, 19).filter(lambda t: t not in (1, 3)),
+       st.binary(max_size=20))
+def test_any_other_packet_after_the_seipd_makes_it_not_encrypted(stream, tag, body):
+    check = check_packets(stream + packet(tag, body))
+    assert not check.ok and check.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(encrypted_stream(), st.data())
+def test_a_cut_or_a_changed_byte_gets_a_verdict_and_a_cut_is_never_encrypted(stream, data):
+    end = data.draw(st.integers(0, len(stream) - 1))
+    cut = check_packets(stream[:end])
+    assert not cut.ok and cut.reason
+    pos = data.draw(st.integers(0, len(stream) - 1))
+    changed = bytearray(stream)
+    changed[pos] ^= data.draw(st.integers(1, 255))
+    check = check_packets(bytes(changed))
+    assert type(check.ok) is bool and (check.ok or check.reason)
+    armored = check_armored_pgp_message(armor(bytes(changed)))
+    assert armored.ok is check.ok

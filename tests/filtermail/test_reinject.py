@@ -96,6 +96,15 @@ def test_dead_idle_connection_is_replaced_transparently(loop, pool, endpoint, si
     assert len(endpoint.connections) == 2 and len(sink.received) == 2
 
 
+def test_a_parked_connection_the_service_closed_leaves_the_pool_at_once(loop, pool,
+                                                                        endpoint, clock):
+    assert deliver(loop, pool, envelope(), MESSAGE) == QUEUED
+    server, _ = endpoint.connections[0]
+    server.transport.loseConnection()  # Postfix's smtpd went away meanwhile
+    loop.flush()
+    assert pool.idle == [] and clock.getDelayedCalls() == []
+
+
 @pytest.mark.parametrize("where", ["mail", "data"])
 def test_refusal_fails_and_the_connection_is_not_reused(loop, pool, endpoint, sink, where):
     if where == "mail":

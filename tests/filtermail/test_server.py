@@ -260,3 +260,30 @@ def test_end_marker_found_wherever_chunks_split():
         else:  # found in the first chunk: the second one is command input
             rest += wire[split:]
         assert (bytes(reader.buffer), rest) == (b"a\r\n..b\r\n\r\n", b"QUIT\r\n"), split
+
+
+def clocked_server(handler):
+    from twisted.internet.task import Clock
+
+    proto = SMTPServer(handler, "filter.test", MAX)
+    proto.callLater = Clock().callLater
+    proto.clock = proto.callLater.__self__
+    proto.makeConnection(StringTransport())
+    return proto
+
+
+def test_a_closed_connection_leaves_no_timer_behind(handler):
+    proto = clocked_server(handler)
+    talk(proto, b"EHLO postfix.test\r\n" + transaction() + b"QUIT\r\n")
+    assert proto.clock.getDelayedCalls()  # the idle timer of the open connection
+    proto.connectionLost(None)
+    assert proto.clock.getDelayedCalls() == []
+
+
+def test_a_delivery_that_ends_after_the_connection_closed_starts_no_timer(handler):
+    handler.hold = True
+    proto = clocked_server(handler)
+    talk(proto, b"EHLO postfix.test\r\n" + transaction())
+    proto.connectionLost(None)
+    handler.held[0].callback(QUEUED)
+    assert proto.clock.getDelayedCalls() == []

@@ -1,5 +1,6 @@
 """doveauth and lastlogin behind Debian's real Dovecot, driven with imaplib and doveadm."""
 
+import imaplib
 import os
 import threading
 import time
@@ -118,3 +119,21 @@ def test_concurrent_first_logins_with_different_passwords_have_one_winner(relay,
     winners = [i for i, ok in results.items() if ok]
     assert len(winners) == 1
     assert login_ok(relay, addr, f"password-number-{winners[0]}")
+
+
+@pytest.mark.parametrize("password", [b"not-utf8-\xff\xfe-secret", b"latin1-caf\xe9-secret"])
+def test_a_first_login_with_a_non_utf8_password_fails_cleanly(relay, new_addr, password):
+    addr = new_addr()
+    conn = imaplib.IMAP4("127.0.0.1", relay.imap_port, timeout=30)
+    try:
+        # imaplib sends a literal as it is: the 8-bit password reaches Dovecot
+        conn.literal = password
+        typ, data = conn._simple_command("LOGIN", addr)
+        assert (typ, data) == ("NO", [b"[AUTHENTICATIONFAILED] Authentication failed."])
+    finally:
+        conn.shutdown()
+    assert not account_dir(relay, addr).exists()
+    log = (relay.base / "doveauth.log").read_text()
+    assert "Traceback" not in log and "critical" not in log and "handler failed" not in log
+    assert "login refused: password_chars" in log
+    assert login_ok(relay, addr, PASSWORD)  # the address is free for a good first login

@@ -8,6 +8,7 @@ twisted.names DNS server on loopback that serves the DKIM keys.
 
 import email
 import imaplib
+import json
 import os
 import shutil
 import smtplib
@@ -119,6 +120,12 @@ def send_port25(relay, mail_from, rcpts, message):
     with smtplib.SMTP("127.0.0.1", relay.mail.ports["smtp"], timeout=60) as client:
         client.starttls(context=ctx)  # port 25 requires TLS (setup's master.cf)
         return client.sendmail(mail_from, rcpts, message)
+
+
+def dns_txt(relay):
+    """A dkimpy `dnsfunc` answering from the relay's test zone (TXT records)."""
+    zone = json.loads(relay.mail.zone.read_text())
+    return lambda name, timeout=5: zone.get(name.decode().rstrip(".")).encode()
 
 
 def inbox(relay, addr, count=1, timeout=30.0) -> list[bytes]:
@@ -293,3 +300,23 @@ def test_after_queue_encrypted_mail_is_delivered(after_queue_relay, armored):
     assert submit(relay, alice, alice, [bob], message) == {}
     (delivered,) = inbox(relay, bob)
     assert delivered.endswith(message)
+
+
+def test_port_25_recipient_too_long_for_a_mailbox_is_refused_for_good(relay, sender_domain,
+                                                                      armored):
+    signer, _ = sender_domain
+    long_rcpt = "a" * 300 + "@" + relay.mail_domain
+    message = eml("encrypted", "carol@sender.example", long_rcpt, armored)
+    # Postfix passes the filter's RCPT reply on at RCPT, or at the end of DATA when
+    # it hands the filter the whole envelope then (smtpd_proxy_options = speed_adjust)
+    try:
+        send_port25(relay, "carol@sender.example", [long_rcpt], dkim_signed(signer, message))
+    except smtplib.SMTPRecipientsRefused as refused:
+        ((code, text),) = refused.recipients.values()
+    except smtplib.SMTPDataError as refused:
+        code, text = refused.smtp_code, refused.smtp_error
+    else:
+        pytest.fail("accepted")
+    assert (code, text) == (550, b"5.1.1 Recipient address rejected: too long for a mailbox name")
+    log = (relay.base / "filtermail-incoming.log").read_text()
+    assert "Traceback" not in log and "critical" not in log

@@ -4,7 +4,7 @@ The relay is scripts/local_relay.py: stock Debian 12 /etc from the packages,
 `chatmailctl setup --root`, only loopback ports and paths changed. Checks
 what issue 15 found missing on an operator's install: capabilities, the PAM
 detour, hundreds of TLS and IDLE sessions, gzip mail of a reference relay,
-quota and its warning, DKIM signing by default.
+quota and its warning (DKIM signing by default: test_privacy.py).
 """
 
 import gzip
@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import dkim
 import pytest
 
 from chatmail_services.core.config import load_config
@@ -27,7 +26,6 @@ from imap_sessions import client_context, make_accounts, open_sessions
 from local_relay import LocalRelay
 
 from .conftest import imap_login
-from .test_filtermail_postfix import armored, dns_txt, eml, inbox, submit  # noqa: F401
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a-long-secret"
@@ -163,17 +161,6 @@ def test_a_gzip_maildir_message_of_a_reference_relay_is_fetched_intact(relay, ac
         assert typ == "OK" and data[0][1] == crlf
     finally:
         conn.logout()
-
-
-def test_outgoing_mail_is_dkim_signed_without_any_dkim_config(relay, armored):  # noqa: F811
-    assert "sign" not in relay.config_path.read_text()  # only setup's default key
-    alice = f"dkimsign{os.getpid() % 10:01d}@{relay.mail_domain}"
-    bob = f"dkimrcpt{os.getpid() % 10:01d}@{relay.mail_domain}"
-    for addr in (alice, bob):
-        imap_login(relay, addr, PASSWORD).logout()
-    assert submit(relay, alice, alice, [bob], eml("encrypted", alice, bob, armored)) == {}
-    (delivered,) = inbox(relay, bob)
-    assert b"s=dkim;" in delivered and dkim.verify(delivered, dnsfunc=dns_txt(relay))
 
 
 # --- quota (max_mailbox_size 100K, warning at 75 %) -------------------------

@@ -4,6 +4,7 @@ import os
 
 import pytest
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 
 from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.core.days import day_of
@@ -35,7 +36,7 @@ def lastlogin(make_config, inline_pool, reads):
             return out
 
     c = Client()
-    c.store, c.config = store, config
+    c.store, c.config, c.proto = store, config, proto
     return c
 
 
@@ -120,3 +121,14 @@ def test_on_inline_reads_only_a_new_day_goes_to_the_write_pool(make_config, new_
                            .encode())
     assert proto.transport.value() == b"O0\nO1\nO2\n"
     assert pool.calls == 1 and mtime(store, addr) == day_of(T0 + 86400)
+
+
+def test_an_address_too_long_for_a_file_name_is_not_found_and_not_recorded(lastlogin,
+                                                                          monkeypatch):
+    events = []
+    monkeypatch.setattr(lastlogin.proto, "log", Logger(observer=events.append))
+    os.makedirs(lastlogin.config.mailboxes_dir, exist_ok=True)  # as on a relay
+    addr = "a" * 300 + "@" + lastlogin.config.mail_domain
+    assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == "N\n"
+    assert lastlogin.login(addr, T0) == "O1\n"  # ignored, like any key that is no record
+    assert events == []

@@ -107,11 +107,26 @@ def test_token_set_for_a_missing_account_fails(wire, new_addr):
     assert out.startswith("F1\t") and "no such account" in out
 
 
-@pytest.mark.parametrize("user", ["someone@elsewhere.org", "../../etc@chat.example.org", ""])
+LONG = "a" * 300 + "@chat.example.org"  # too long for a file name
+
+
+@pytest.mark.parametrize("user", ["someone@elsewhere.org", "../../etc@chat.example.org", "",
+                                  LONG])
 def test_foreign_or_unsafe_users_get_F(wire, user):
     p = wire()
     assert p.commit(("S", TOKEN_KEY, "tok"), user=user).startswith("F1\t")
     assert p.send(f"L{TOKEN_KEY}\t{user}\n").startswith("F")
+    assert p.commit(("S", NEW_KEY, "1"), user=user).startswith("F1\tnot an account")
+
+
+def test_an_address_too_long_for_a_file_name_is_refused_without_a_traceback(wire, monkeypatch):
+    p = wire()
+    events = []
+    monkeypatch.setattr(p.proto, "log", Logger(observer=events.append))
+    assert p.commit(("S", TOKEN_KEY, "tok"), user=LONG) == (
+        "F1\tnot an account of this relay: too long for a mailbox name\n")
+    assert p.send(f"L{TOKEN_KEY}\t{LONG}\n").startswith("Fnot an account")
+    assert events == []
 
 
 def test_unknown_keys_are_refused_on_set_and_not_found_on_lookup(wire):

@@ -205,3 +205,14 @@ def test_a_slow_client_is_disconnected_after_the_idle_timeout(make_config, inlin
     assert not transport.disconnecting
     clock.advance(2)
     assert transport.disconnecting
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET /" + b"x" * 20000 + b" HTTP/1.1\r\n",
+    b"GET / HTTP/1.1\r\nX-Long: " + b"y" * 20000 + b"\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX-Long: " + b"y" * 20000,  # not even ended yet
+])
+def test_an_overlong_request_line_or_header_is_answered_431_not_dropped(web, request_head):
+    answer, closed = web.raw(request_head)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n") and closed
+    assert answer.endswith(b"\r\n\r\nrequest line or header field too long\n")
