@@ -192,7 +192,7 @@ def fill_backlog(side, prefix):
             "from services.core.store import open_store\n"
             "store = open_store(load_config(sys.argv[1])); now = time.time()\n"
             "tokens = [f'{sys.argv[2]}{i}' for i in range(int(sys.argv[3]))]\n"
-            "store.enqueue_push('backlog@example.org', tokens, now, now + 3600)\n")
+            "store.push.enqueue_push('backlog01@chat.example.org', tokens, now, now + 3600)\n")
     subprocess.run([side.python(), "-c", code, str(side.config), prefix, str(BACKLOG)],
                    check=True, timeout=600)
 

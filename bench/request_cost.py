@@ -58,7 +58,7 @@ def make_policy(root: Path):
                                "doveauth": {"max_load_1m": 1000, "min_available_memory": 0,
                                             "min_free_disk_space": 0}})
     store = open_store(config)
-    policy = AccountPolicy(config, store)
+    policy = AccountPolicy(config, store.accounts)
     policy.create(ADDR, PASSWORD)  # one real account (hashing happens once, here)
     return policy, store
 
@@ -87,7 +87,7 @@ def parts(policy, store, calls):
         ("one filtered-out log call (debug at warn)", loop(lambda: log.debug("x {a}", a=1))),
         ("store + policy: find() an existing account", loop(lambda: policy.find(ADDR))),
         ("store alone: get_password (read the record)",
-         loop(lambda: store.get_password(ADDR))),
+         loop(lambda: store.accounts.get_password(ADDR))),
     ]
 
 

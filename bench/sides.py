@@ -154,7 +154,7 @@ metadata: {{listen: "unix:{d}/metadata.socket", notify_url: "{self.sink.url}",
 filtermail:
   outgoing: {{listen: "tcp:{p['fm_out']}:interface=127.0.0.1", reinject: "tcp:127.0.0.1:{p['reinject_out']}"}}
   incoming: {{listen: "tcp:{p['fm_in']}:interface=127.0.0.1", reinject: "tcp:127.0.0.1:{p['reinject_in']}"}}
-  dkim: {{verify: false}}
+  dkim: {{verify: false, sign: null}}
   max_user_send_per_minute: 1000000
   max_user_send_burst_size: 1000000
 """

@@ -104,7 +104,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class LocalRelay:
     def __init__(self, base: Path, mail_domain: str = "chat.example.org",
                  imap_port: int = 0, overrides=None, postfix=None, outside=None,
-                 web=False, dovecot_extra: str = ""):
+                 web=False, dovecot_extra: str = "", one_process=False):
         from local_postfix import PostfixPart
 
         self.base = Path(base)
@@ -129,6 +129,8 @@ class LocalRelay:
         self.mode = postfix
         self.mail = PostfixPart(self, postfix or "before", free_port, outside)
         self.setup_output = ""
+        # chatmail-relayd instead of one process per daemon
+        self.one_process = one_process
         # chatmail-web over HTTPS on loopback (local_web.py)
         self.web = None
         if web:
@@ -383,16 +385,33 @@ service anvil {{
         return subprocess.run(["doveadm", "-c", str(self.dovecot_dir / "dovecot.conf"), *args],
                               capture_output=True, text=True, timeout=30)
 
+    def start_relayd(self):
+        """chatmail-relayd: the dict daemons and both filters in one process."""
+        for name in ("doveauth", "lastlogin", "metadata"):
+            (self.run_dir / f"{name}.socket").unlink(missing_ok=True)
+        cmd = [str(BIN / "chatmail-relayd"), "--config", str(self.config_path),
+               "--log-level", "debug"]
+        proc = self.start_process("relayd", cmd, user="vmail")
+        for name in ("doveauth", "lastlogin", "metadata"):
+            wait_for((self.run_dir / f"{name}.socket").exists, f"relayd {name}", proc=proc)
+        for default in (10080, 10081):  # the filters' ports (10025/6 are Postfix's)
+            self.wait_port(self.mail.filter_ports[default], "relayd filtermail", proc)
+        return proc
+
     def start(self) -> "LocalRelay":
         self.render()
-        self.start_daemon("doveauth")
-        self.start_daemon("lastlogin")
-        self.start_daemon("metadata")
+        if self.one_process:
+            self.start_relayd()
+        else:
+            self.start_daemon("doveauth")
+            self.start_daemon("lastlogin")
+            self.start_daemon("metadata")
         if self.web:
             self.web.start()
         if self.mode:
             self.mail.start_dns()
             self.mail.start_mta_sts_resolver()
+        if self.mode and not self.one_process:
             self.mail.start_filtermail("outgoing")
             self.mail.start_filtermail("incoming")
         self.start_dovecot()

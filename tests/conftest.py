@@ -58,6 +58,15 @@ def inline_pool():
     return InlinePool()
 
 
+@pytest.fixture(params=["pool", "inline"])
+def reads(request, inline_pool):
+    """Where a daemon's store reads run, both ways: through a pool (Redis, a
+    Deferred) and on the reactor thread (the files store, a plain value)."""
+    from chatmail_services.core.inline import INLINE
+
+    return inline_pool if request.param == "pool" else INLINE
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """One real redis-server on loopback for the whole session; tests isolate

@@ -18,11 +18,9 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from passlib.hash import sha512_crypt
+# Front-ends take the hasher from here with the rules (core/passhash.py).
+from .passhash import hash_password  # noqa: F401
 
-# The chatmail layout stores SHA512-CRYPT with glibc's default 5000 rounds
-# (a `$6$salt$hash` without `rounds=`), as Dovecot and existing relays expect.
-_HASHER = sha512_crypt.using(rounds=5000)
 _LOCALPART = re.compile(r"^[a-z0-9._-]+$")
 # passlib's own limit (passlib.exc.PasswordSizeError beyond it); longer would
 # also make every login of the account hash that much more.
@@ -31,10 +29,6 @@ MAX_PASSWORD_BYTES = 4096
 # not UTF-8 on the wire (core/dictcodec.py keeps it as one): neither can be
 # hashed, so neither can become an account's password.
 _NOT_IN_PASSWORD = re.compile("[\x00\ud800-\udfff]")
-
-
-def hash_password(password: str) -> str:
-    return "{SHA512-CRYPT}" + _HASHER.hash(password)
 
 
 class Refusal(enum.Enum):

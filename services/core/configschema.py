@@ -111,7 +111,7 @@ class DoveauthConfig:
     uid: str = "vmail"
     gid: str = "vmail"
     threads: int = _threads(4)
-    create_threads: int = _threads(1)
+    create_threads: int = key(0, at_least=0, at_most=64)  # 0: one per CPU
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class MetadataConfig:
     notify_url: str = "https://notifications.delta.chat/notify"
     notify_ca_file: typing.Optional[str] = None
     notify_timeout: float = key(30.0, above=0)
-    notify_concurrency: int = key(8, at_least=1, at_most=256)
+    notify_concurrency: int = key(16, at_least=1, at_most=256)
     notify_deadline: int = key(5 * 3600, above=0)
     notify_retry_min: float = key(4.0, above=0)
     notify_retry_max: float = 1800.0

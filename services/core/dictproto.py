@@ -5,7 +5,8 @@ The codec lives in dictcodec; what a key means is the business of a
 This module guarantees the wire behaviour docs/dict-protocol.md describes:
 
 - replies go out in request order, even when a handler answers later
-  (its result is a Deferred, e.g. from a thread pool);
+  (its result is a Deferred, e.g. from a thread pool); a plain value is
+  written at once when no earlier reply is pending (no Deferred made);
 - transactions are per connection (ids repeat across connections) and their
   changes reach the handler only at commit; rollback or a lost connection
   discards them;
@@ -24,6 +25,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import dictcodec as codec
@@ -227,12 +229,16 @@ class DictServerProtocol(Protocol):
 
     # -- replies in request order -----------------------------------------
     def _answer(self, method, *args, render, fail=codec.format_fail):
-        slot = [None]
-        self._replies.append(slot)
-        d = defer.maybeDeferred(method, *args)
-        d.addCallback(render)
-        d.addErrback(self._failed, fail)
-        d.addCallback(self._fill, slot)
+        """Reply at once to a plain value (or an exception), in turn to a Deferred."""
+        try:
+            result = method(*args)
+            text = None if isinstance(result, defer.Deferred) else render(result)
+        except Exception:
+            text = self._failed(Failure(), fail)
+        if text is not None:
+            return self._reply(text)
+        self._replies.append(slot := [None])
+        result.addCallback(render).addErrback(self._failed, fail).addCallback(self._fill, slot)
 
     def _reply(self, text: str) -> None:
         self._replies.append([text])

@@ -7,6 +7,7 @@ prometheus_client's default registry; exposition is prometheus_client's own
 
 import time
 
+from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -30,10 +31,24 @@ def metrics_site() -> Site:
 
 def timed(d, histogram, clock=time.perf_counter):
     """Observe in `histogram` the seconds until Deferred `d` fires; returns `d`."""
+    return d.addBoth(_observed, histogram, clock(), clock)
+
+
+def timed_call(histogram, fn, *args, clock=time.perf_counter):
+    """`fn(*args)`, observing in `histogram` the seconds until its answer: at
+    once for a plain value (or an exception), when it fires for a Deferred."""
     started = clock()
-
-    def observe(result):
+    try:
+        result = fn(*args)
+    except Exception:
         histogram.observe(clock() - started)
-        return result
+        raise
+    if isinstance(result, Deferred):
+        return result.addBoth(_observed, histogram, started, clock)
+    histogram.observe(clock() - started)
+    return result
 
-    return d.addBoth(observe)
+
+def _observed(result, histogram, started, clock):
+    histogram.observe(clock() - started)
+    return result

@@ -7,7 +7,8 @@ Keys (conf/dovecot/chatmail-auth.conf.ext writes them with Dovecot's %E escaping
     iterate shared/userdb/            -> one row per account (`doveadm user '*'`)
 
 The answers come from lookups.AccountLookups (shared with the HTTP front-end
-for Dovecot 2.4); a temporary failure (a `Temporary`) becomes `F` in
+for Dovecot 2.4): reads inline on the files store, in the pool on Redis
+(core/inline.py); a temporary failure (a `Temporary`) becomes `F` in
 core/dictproto.py (Dovecot tells the client to try again), a refusal `N`.
 """
 
@@ -15,14 +16,14 @@ import json
 
 from ..core import dictcodec
 from ..core.dictproto import DictFailure, DictHandler
+from ..core.inline import then
 from .lookups import AccountLookups
 
 USERDB_PREFIX = "shared/userdb/"
 
-
 class AuthDict(DictHandler):
-    def __init__(self, policy, pool, create_pool=None):
-        self.lookups = AccountLookups(policy, pool, create_pool)
+    def __init__(self, policy, pool, create_pool=None, reads=None):
+        self.lookups = AccountLookups(policy, pool, create_pool, reads)
 
     def lookup(self, key: str, user: str):
         match key.split("/", 2):
@@ -46,8 +47,9 @@ class AuthDict(DictHandler):
         return parts
 
     @staticmethod
-    def _reply(d):
-        return d.addCallback(lambda fields: json.dumps(fields) if fields else None)
+    def _reply(answer):
+        """JSON for Dovecot, now for a plain answer (an inline read), later for a Deferred."""
+        return then(answer, lambda fields: json.dumps(fields) if fields else None)
 
     def iterate(self, path: str, user: str, flags: int, max_rows: int):
         if path != USERDB_PREFIX:

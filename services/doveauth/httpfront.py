@@ -113,13 +113,13 @@ class AuthResource(Resource):
 
     def _passdb(self, body) -> defer.Deferred:
         user, password = parse_fields(body, 2, any_bytes=1)
-        d = self.lookups.passdb(user, password)
+        d = defer.maybeDeferred(self.lookups.passdb, user, password)  # inline reads answer at once
         return d.addCallback(lambda f: (200, format_fields(passdb_fields(f))) if f
                              else (404, b"unknown user or refused\n"))
 
     def _userdb(self, body) -> defer.Deferred:
         (user,) = parse_fields(body, 1)
-        d = self.lookups.userdb(user)
+        d = defer.maybeDeferred(self.lookups.userdb, user)  # inline reads answer at once
         return d.addCallback(lambda f: (200, format_fields(f)) if f else (404, b"unknown user\n"))
 
     def _users(self, body) -> defer.Deferred:
@@ -225,5 +225,5 @@ class AuthSite(server.Site):
         pass
 
 
-def auth_site(policy, pool, create_pool=None, reactor=None) -> AuthSite:
-    return AuthSite(AccountLookups(policy, pool, create_pool), reactor=reactor)
+def auth_site(policy, pool, create_pool=None, reactor=None, reads=None) -> AuthSite:
+    return AuthSite(AccountLookups(policy, pool, create_pool, reads), reactor=reactor)

@@ -10,11 +10,14 @@ HTTP 503).
 """
 
 from prometheus_client import Counter, Gauge, Histogram
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..core.failures import Temporary
 from ..core.logsafe import REPEATED
-from ..core.metrics import timed
+from ..core.inline import then
+from ..core.metrics import timed, timed_call
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Lookups answered by doveauth",
                   ["db", "result"])
@@ -26,34 +29,58 @@ LATENCY = Histogram("chatmail_doveauth_lookup_seconds",
                     "Time from request to answer, thread pool wait included", ["db"])
 LAST_SUCCESS = Gauge("chatmail_doveauth_last_success_timestamp_seconds",
                      "When doveauth last answered a lookup from the store")
+# Label children bound once: `labels()` on every request costs a lock and a dict.
+PASSDB_FOUND, PASSDB_REFUSED = LOOKUPS.labels("passdb", "found"), LOOKUPS.labels(
+    "passdb", "refused")
+USERDB_FOUND, USERDB_NOT_FOUND = LOOKUPS.labels("userdb", "found"), LOOKUPS.labels(
+    "userdb", "not_found")
+OTHER_NOT_FOUND = LOOKUPS.labels("other", "not_found")
+FAILED = {db: LOOKUPS.labels(db, "failed") for db in ("passdb", "userdb", "iterate")}
+LATENCY_BY_DB = {db: LATENCY.labels(db) for db in ("passdb", "userdb", "iterate")}
 
 
 class AccountLookups:
     log = Logger()
 
-    def __init__(self, policy, pool, create_pool=None):
+    def __init__(self, policy, pool, create_pool=None, reads=None):
         self.policy = policy
         self.pool = pool
         # Creations (hashing) get their own threads, so that lookups of
         # existing accounts never queue behind a burst of first logins.
         self.create_pool = create_pool or pool
+        self.reads = reads or pool  # core/inline.py: inline on the files store, or this pool
 
     def passdb(self, addr: str, password: str):
-        """Deferred: the account's fields (created on first login), or None."""
-        d = self.pool.run(self.policy.find, addr)
-        d.addCallback(self._create_unless_found, addr, password)
-        d = timed(d, LATENCY.labels("passdb"))
-        return d.addCallbacks(self._passdb_answer, self._store_failed, errbackArgs=("passdb",))
+        """The account's fields (created on first login), or None: a plain value
+        when the read ran inline and found the account, else a Deferred."""
+        return self._counted("passdb", self._passdb, addr, password)
 
     def userdb(self, addr: str):
-        """Deferred: the userdb fields of an existing account, or None."""
-        d = timed(self.pool.run(self.policy.userdb, addr), LATENCY.labels("userdb"))
-        return d.addCallbacks(self._userdb_answer, self._store_failed, errbackArgs=("userdb",))
+        """The userdb fields of an existing account, or None (value or Deferred)."""
+        return self._counted("userdb", self._userdb, addr)
 
     def users(self):
-        """Deferred: every account's address (`doveadm user '*'`)."""
-        d = timed(self.pool.run(lambda: list(self.policy.users())), LATENCY.labels("iterate"))
+        """Deferred: every account's address (`doveadm user '*'`), in the pool."""
+        d = timed(self.pool.run(lambda: list(self.policy.users())), LATENCY_BY_DB["iterate"])
         return d.addErrback(self._store_failed, "iterate")
+
+    def _passdb(self, addr, password):
+        found = self.reads.run(self.policy.find, addr)
+        return then(then(found, self._create_unless_found, addr, password),
+                    self._passdb_answer)
+
+    def _userdb(self, addr):
+        return then(self.reads.run(self.policy.userdb, addr), self._userdb_answer)
+
+    def _counted(self, db, step, *args):
+        """`step(*args)` timed; a failure, now or later, counted and mapped once."""
+        try:
+            result = timed_call(LATENCY_BY_DB[db], step, *args)
+        except Exception:
+            return self._store_failed(Failure(), db)
+        if isinstance(result, Deferred):
+            result.addErrback(self._store_failed, db)
+        return result
 
     def _create_unless_found(self, found, addr, password):
         if found is not None:
@@ -63,7 +90,7 @@ class AccountLookups:
     def _passdb_answer(self, result):
         LAST_SUCCESS.set_to_current_time()
         if result.refusal is not None:
-            LOOKUPS.labels("passdb", "refused").inc()
+            PASSDB_REFUSED.inc()
             REFUSED.labels(result.refusal.value).inc()
             if result.refusal.name == "ACCOUNT_DAMAGED":
                 self.log.error("login refused: {reason}", reason=result.refusal.value)
@@ -74,18 +101,18 @@ class AccountLookups:
         if result.created:
             CREATED.inc()
             self.log.info("account created")
-        LOOKUPS.labels("passdb", "found").inc()
+        PASSDB_FOUND.inc()
         return result.fields
 
     def _userdb_answer(self, fields):
         LAST_SUCCESS.set_to_current_time()
-        LOOKUPS.labels("userdb", "found" if fields else "not_found").inc()
+        (USERDB_FOUND if fields else USERDB_NOT_FOUND).inc()
         return fields or None
 
     def _store_failed(self, failure, db):
         """Count it and log it once here for both front-ends; the wire (dict
         `F`, HTTP 503) then answers without logging again."""
-        LOOKUPS.labels(db, "failed").inc()
+        FAILED[db].inc()
         failure.trap(Temporary)  # anything else is a bug: the edge logs its traceback
         if not failure.value.logged:  # an outage the store logged once is not repeated
             self.log.warn("{db} lookup failed: {why}", db=db, why=failure.getErrorMessage())
@@ -95,4 +122,4 @@ class AccountLookups:
 
     @staticmethod
     def count_other() -> None:
-        LOOKUPS.labels("other", "not_found").inc()
+        OTHER_NOT_FOUND.inc()

@@ -5,6 +5,9 @@ passdb) and the HTTP socket (`http_listen` or `--http-listen`, Dovecot 2.4's
 Lua passdb).
 """
 
+import os
+
+from ..core.inline import reads_runner
 from ..core.runner import Daemon, _endpoint, daemon_main
 from ..core.store import open_store
 from .dictfront import AuthDict
@@ -17,14 +20,20 @@ def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "doveauth", args)
     # apart, so that logins never wait behind a burst of password hashing
     pool, create_pool = daemon.pool(settings.threads), daemon.pool(
-        settings.create_threads, "doveauth-create")
+        settings.create_threads or cpus(), "doveauth-create")
     store = open_store(config)
     policy = AccountPolicy(config, store.accounts, registration=store.registration)
-    daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
+    reads = reads_runner(store, pool)
+    daemon.serve_dict(settings, AuthDict(policy, pool, create_pool, reads))
     http_listen = getattr(args, "http_listen", None) or settings.http_listen
     if http_listen:
-        daemon.listen(http_listen, auth_site(policy, pool, create_pool, reactor), "http")
+        daemon.listen(http_listen, auth_site(policy, pool, create_pool, reactor, reads), "http")
     return daemon
+
+
+def cpus() -> int:
+    """The CPUs this process may run on: hashing threads run in parallel."""
+    return len(os.sched_getaffinity(0)) or 1
 
 
 def add_arguments(parser) -> None:

@@ -93,11 +93,15 @@ def _parse_and_judge(envelope, message, judge):
     return mail, judge(mail)
 
 
+BIG_MESSAGE = 1 << 20
+
+
 class FilterHandler:
     log = Logger()
 
     def __init__(self, direction, judge, pool, reinject, clock,
-                 limiter=None, verifier=None, signer=None, rewrite=None, recipients=None):
+                 limiter=None, verifier=None, signer=None, rewrite=None, recipients=None,
+                 after_big=None):
         self.direction = direction
         self.judge = judge
         self.pool = pool
@@ -108,6 +112,7 @@ class FilterHandler:
         self.signer = signer
         self.rewrite = rewrite  # (verdict, mail) -> mail, before signing
         self.recipients = recipients  # rcpt -> None or a Refused, at RCPT
+        self.after_big = after_big  # called after a message of BIG_MESSAGE bytes or more
 
     def check_mail(self, addr: str, params):
         """None to accept MAIL FROM, or a Deferred firing with None or the refusal."""
@@ -146,6 +151,8 @@ class FilterHandler:
 
         def observe(result):
             SECONDS.labels(self.direction).observe(self.clock.seconds() - started)
+            if self.after_big is not None and len(message) >= BIG_MESSAGE:
+                self.after_big()  # e.g. core/memory.py's Trimmer: RSS back near idle
             return result
         return d.addBoth(observe)
 

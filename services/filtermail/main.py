@@ -7,6 +7,7 @@ for Postfix's filter client and reinjecting into
 
 from twisted.logger import Logger
 
+from ..core.memory import Trimmer, limit_arenas
 from ..core.runner import Daemon, daemon_main
 from .filter import (
     FilterHandler, SendRateLimit, incoming_judge, incoming_recipients, outgoing_judge,
@@ -56,6 +57,7 @@ def make_service(config, reactor, args) -> Daemon:
     fm = config.filtermail
     wiring = getattr(fm, direction)
     daemon = Daemon(reactor, f"filtermail-{direction}", args)
+    limit_arenas(2)  # pool threads would each keep their own arena of big messages
     pool = daemon.pool(fm.threads)
     reinject = ReinjectPool(reactor, wiring.reinject, config.mail_domain, fm.reinject_timeout)
     daemon.on_stop(reinject.close)
@@ -63,7 +65,8 @@ def make_service(config, reactor, args) -> Daemon:
         parts = _outgoing_parts(config)
     else:
         parts = _incoming_parts(config, reactor, pool)
-    handler = FilterHandler(direction, pool=pool, reinject=reinject, clock=reactor, **parts)
+    handler = FilterHandler(direction, pool=pool, reinject=reinject, clock=reactor,
+                            after_big=Trimmer(reactor).soon, **parts)
     factory = SMTPFactory(handler, config.mail_domain, config.max_message_size)
     metrics = wiring.metrics or (fm.metrics if direction == "outgoing" else None)
     daemon.serve(wiring.listen, factory, "smtp", metrics)

@@ -6,6 +6,8 @@ the day (UTC midnight), write only when it changes, and never create anything
 for an address that has no account (policy.py). A value that is not a
 plausible unix time fails the commit with `F`; the connection stays usable.
 A store failure is a `Temporary`, answered `F` by core/dictproto.py.
+Reads run where the store says (core/inline.py); on the files store a login
+on the day already recorded (most of them) is answered without a thread.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -14,8 +16,9 @@ from twisted.logger import Logger
 from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
 from ..core.failures import Refused
+from ..core.inline import INLINE, then
 from ..core.logsafe import REPEATED
-from ..core.metrics import timed
+from ..core.metrics import timed_call
 from ..core.store import Accounts, StoreError
 from .policy import login_day
 
@@ -27,15 +30,24 @@ LATENCY = Histogram("chatmail_lastlogin_request_seconds",
                     "Time from request to answer, thread pool wait included", ["op"])
 LAST_SUCCESS = Gauge("chatmail_lastlogin_last_success_timestamp_seconds",
                      "When lastlogin last recorded a login")
+# Label children bound once: `labels()` on every request costs a lock and a dict.
+UPDATES_RECORDED, UPDATES_NO_ACCOUNT, UPDATES_FAILED = (
+    UPDATES.labels(result) for result in ("recorded", "no_account", "failed"))
+LOOKUP_LATENCY, COMMIT_LATENCY = LATENCY.labels("lookup"), LATENCY.labels("commit")
+
+
+def _day_text(day):
+    return None if day is None else str(day)
 
 
 class LastLoginDict(DictHandler):
     log = Logger()
 
-    def __init__(self, config, accounts: Accounts, pool):
+    def __init__(self, config, accounts: Accounts, pool, reads=None):
         self.config = config
         self.accounts = accounts
         self.pool = pool
+        self.reads = reads or pool  # core/inline.py: inline or this pool
 
     def _addr(self, key: str):
         if not key.startswith(PREFIX):
@@ -47,8 +59,8 @@ class LastLoginDict(DictHandler):
         addr = self._addr(key)
         if addr is None:
             return None
-        d = timed(self.pool.run(self.accounts.get_last_login, addr), LATENCY.labels("lookup"))
-        return d.addCallback(lambda day: None if day is None else str(day))
+        day = timed_call(LOOKUP_LATENCY, self.reads.run, self.accounts.get_last_login, addr)
+        return then(day, _day_text)
 
     def commit(self, user: str, changes):
         updates = []
@@ -63,14 +75,34 @@ class LastLoginDict(DictHandler):
             if isinstance(day, Refused):
                 raise DictFailure(day.text)
             updates.append((addr, day))
-        return timed(self.pool.run(self._apply, updates), LATENCY.labels("commit"))
+        return timed_call(COMMIT_LATENCY, self._record, updates)
 
-    def _apply(self, updates):
+    def _record(self, updates):
+        if self.reads is INLINE:
+            updates = self._apply(updates, self._unchanged)
+            if not updates:
+                return None
+        return self.pool.run(self._apply, updates, self.accounts.set_last_login)
+
+    def _unchanged(self, addr, day):
+        """True when `day` is recorded already, False without an account,
+        None when it must be written."""
+        recorded = self.accounts.get_last_login(addr)
+        return None if recorded not in (None, day) else recorded is not None
+
+    @staticmethod
+    def _apply(updates, record):
+        """`record(addr, day)` each update; the ones it answers None for."""
+        left = []
         for addr, day in updates:
             try:
-                known = self.accounts.set_last_login(addr, day)
+                known = record(addr, day)
             except StoreError:
-                UPDATES.labels("failed").inc()
+                UPDATES_FAILED.inc()
                 raise
-            UPDATES.labels("recorded" if known else "no_account").inc()
+            if known is None:
+                left.append((addr, day))
+            else:
+                (UPDATES_RECORDED if known else UPDATES_NO_ACCOUNT).inc()
         LAST_SUCCESS.set_to_current_time()
+        return left

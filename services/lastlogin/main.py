@@ -1,5 +1,6 @@
 """`chatmail-lastlogin --config FILE`: the last-login dict daemon."""
 
+from ..core.inline import reads_runner
 from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
 from .dictfront import LastLoginDict
@@ -7,7 +8,8 @@ from .dictfront import LastLoginDict
 
 def make_service(config, reactor, args=None) -> Daemon:
     daemon = Daemon(reactor, "lastlogin", args)
-    handler = LastLoginDict(config, open_store(config).accounts, daemon.pool(2))
+    store, pool = open_store(config), daemon.pool(2)
+    handler = LastLoginDict(config, store.accounts, pool, reads_runner(store, pool))
     daemon.serve_dict(config.lastlogin, handler)
     return daemon
 

@@ -13,12 +13,15 @@ The transaction's user (`B<id>\\t<user>`) is the address. A commit is answered
 `O` only when its changes are on disk (notifications included); a refused
 token or an unknown key fails the whole transaction with `F` and a reason;
 a store failure (a `Temporary`) is answered `F` by core/dictproto.py.
+Token lookups run where the store says (core/inline.py); commits, which
+write durably, always in the thread pool.
 """
 
 from prometheus_client import Counter
 
 from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
+from ..core.inline import then
 from .policy import NoAccount, Op, check_token
 from .serverkeys import SERVER_PREFIX
 
@@ -27,14 +30,19 @@ TOKEN_OPS = Counter("chatmail_metadata_token_changes_total", "Device token chang
 MESSAGES = Counter("chatmail_metadata_messagenew_total", "New-message events from Dovecot")
 
 
+def _tokens_text(tokens):
+    return " ".join(tokens) or None
+
+
 class MetadataDict(DictHandler):
-    def __init__(self, config, policy, server_keys, notifier, pool, clock):
+    def __init__(self, config, policy, server_keys, notifier, pool, clock, reads=None):
         self.config = config
         self.policy = policy
         self.server_keys = server_keys
         self.notifier = notifier
         self.pool = pool
         self.clock = clock
+        self.reads = reads or pool  # core/inline.py: inline or this pool
 
     def _addr(self, user: str) -> str:
         refused = address_refusal(user, self.config.mail_domain)
@@ -45,8 +53,9 @@ class MetadataDict(DictHandler):
     def lookup(self, key: str, user: str):
         match key.split("/", 2):
             case ["priv", _, "devicetoken"]:
-                d = self.pool.run(self.policy.tokens, self._addr(user), self.clock.seconds())
-                return d.addCallback(lambda tokens: " ".join(tokens) or None)
+                tokens = self.reads.run(self.policy.tokens, self._addr(user),
+                                        self.clock.seconds())
+                return then(tokens, _tokens_text)
             case ["shared", _, name] if name.startswith(SERVER_PREFIX):
                 return self.server_keys.lookup(name[len(SERVER_PREFIX):])
         return None

@@ -1,5 +1,6 @@
 """`chatmail-metadata --config FILE`: IMAP METADATA dict and the push notifier."""
 
+from ..core.inline import reads_runner
 from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
 from .dictfront import MetadataDict
@@ -13,7 +14,8 @@ def make_service(config, reactor, args=None) -> Daemon:
     settings = config.metadata
     daemon = Daemon(reactor, "metadata", args)
     pool = daemon.pool(settings.threads)
-    push = open_store(config).push
+    store = open_store(config)
+    push = store.push
     policy = PushPolicy(settings, push)
     poster = HttpPoster(reactor, settings.notify_url, settings.notify_ca_file,
                         settings.notify_timeout, settings.notify_concurrency)
@@ -21,7 +23,9 @@ def make_service(config, reactor, args=None) -> Daemon:
     notifier.setName("notifier")
     notifier.setServiceParent(daemon)
     server_keys = ServerKeys(config, reactor, pool)
-    daemon.serve_dict(settings, MetadataDict(config, policy, server_keys, notifier, pool, reactor))
+    handler = MetadataDict(config, policy, server_keys, notifier, pool, reactor,
+                           reads_runner(store, pool))
+    daemon.serve_dict(settings, handler)
     return daemon
 
 

@@ -225,7 +225,7 @@ def test_the_example_config_shows_every_default(tmp_path):
 
 @pytest.mark.parametrize("section,key,value,problem", [
     ("doveauth", "threads", 0, "must be between 1 and 64"),
-    ("doveauth", "create_threads", 65, "must be between 1 and 64"),
+    ("doveauth", "create_threads", 65, "must be between 0 and 64"),
     ("redis", "socket_timeout", 61, "must be more than 0 and at most 60 seconds"),
     ("metadata", "notify_timeout", 0, "must be positive"),
     ("metadata", "max_token_length", 16385, "must be between 1 and 16384"),

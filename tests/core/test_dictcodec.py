@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatmail_services.core import dictcodec as c
 
@@ -84,3 +86,24 @@ def test_split_auth_key_refuses_dangling_backslash():
 def test_undecodable_bytes_survive_a_round_trip():
     raw = b"Lshared/passdb/\xff\xfe\"u@x"
     assert c.encode_line(c.decode_line(raw)) == raw + b"\n"
+
+
+def slow_tabescape(text):
+    table = {"\x01": "\x011", "\t": "\x01t", "\r": "\x01r", "\n": "\x01n"}
+    return "".join(table.get(c, c) for c in text)
+
+
+@given(st.text(alphabet=st.sampled_from("ab\x01\t\r\n1tnr\"\\ü")))
+def test_escape_fast_path_agrees_with_the_character_by_character_rule(text):
+    assert c.tabescape(text) == slow_tabescape(text)
+    assert c.tabunescape(c.tabescape(text)) == text
+    line = "L" + c.tabescape(text) + "\t" + c.tabescape(text + "x")
+    assert c.parse_command(line).args == (text, text + "x")
+
+
+@given(st.text(alphabet=st.sampled_from("ab\"ü")))
+def test_auth_key_split_without_backslashes_equals_the_escaped_walk(rest):
+    # the same key with every other character backslash-escaped takes the slow walk
+    escaped = "".join(ch if ch == '"' else "\\" + ch for ch in rest) + "\\a"
+    fast = c.split_auth_key(rest)
+    assert fast[:-1] + (fast[-1] + "a",) == c.split_auth_key(escaped)

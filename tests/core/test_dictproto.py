@@ -222,6 +222,23 @@ def test_half_closed_client_gets_pending_replies_then_the_connection_closes(conn
     assert conn.transport.disconnecting
 
 
+def test_a_failing_plain_answer_waits_behind_a_late_one(conn):
+    out = conn.send(b"Lshared/hold/x\tu\nLshared/boom\tu\nLshared/a\tu\n")
+    assert out == b""
+    conn.handler.held["shared/hold/x"].callback(None)
+    assert conn.transport.value() == b"N\nFinternal error\nO1\n"
+
+
+def test_iteration_failing_midway_answers_f(conn):
+    def rows(path, user, flags, max_rows):
+        yield "shared/a", "1"
+        raise StoreError("cannot list accounts: Input/output error")
+
+    conn.handler.iterate = rows
+    assert conn.send(b"I0\t0\tshared/\tu\n") == b"Ftemporary failure, try again later\n"
+    assert conn.send(b"Lshared/a\tu\n") == b"O1\n"
+
+
 # --- log lines a client cannot forge or flood -----------------------------------
 
 def rendered(events) -> str:

@@ -16,11 +16,11 @@ from .test_policy import FixedProbe
 
 
 @pytest.fixture
-def wire(make_config, inline_pool):
+def wire(make_config, inline_pool, reads):
     config = make_config()
     policy = AccountPolicy(config, open_files(config.mailboxes_dir, config.mail_domain).accounts,
                            FixedProbe())
-    proto = DictServerFactory(AuthDict(policy, inline_pool)).buildProtocol(None)
+    proto = DictServerFactory(AuthDict(policy, inline_pool, reads=reads)).buildProtocol(None)
     transport = StringTransport()
     proto.makeConnection(transport)
     proto.dataReceived(b"H3\t2\t0\t\tauth\n")
@@ -113,15 +113,20 @@ class HeldPool:
         return d
 
 
-def test_existing_account_is_answered_while_creations_are_stuck(make_config, inline_pool,
-                                                                  new_addr):
+def policy_with_account(make_config, new_addr):
     config = make_config()
     policy = AccountPolicy(config, open_files(config.mailboxes_dir, config.mail_domain).accounts,
                            FixedProbe())
     existing = new_addr()
     policy.create(existing, "secret-password")
+    return policy, existing
+
+
+def test_existing_account_is_answered_while_creations_are_stuck(make_config, inline_pool,
+                                                                  new_addr, reads):
+    policy, existing = policy_with_account(make_config, new_addr)
     held = HeldPool()
-    factory = DictServerFactory(AuthDict(policy, inline_pool, held))
+    factory = DictServerFactory(AuthDict(policy, inline_pool, held, reads))
     busy, other = factory.buildProtocol(None), factory.buildProtocol(None)
     for proto in (busy, other):
         proto.makeConnection(StringTransport())
@@ -133,6 +138,29 @@ def test_existing_account_is_answered_while_creations_are_stuck(make_config, inl
     d, fn, args = held.pending[0]
     d.callback(fn(*args))  # the first creation finishes: its reply goes out
     assert busy.transport.value().startswith(b'O{"home"')
+
+
+def test_userdb_store_failure_answers_f(wire, new_addr, tmp_path):
+    (tmp_path / "mail").write_text("not a directory")
+    addr = new_addr()
+    assert wire(f"Lshared/userdb/{addr}\t{addr}") == "Ftemporary failure, try again later\n"
+
+
+def test_inline_lookup_answers_behind_a_pending_creation_in_order(make_config, new_addr):
+    from chatmail_services.core.inline import INLINE
+
+    policy, existing = policy_with_account(make_config, new_addr)
+    held = HeldPool()
+    proto = DictServerFactory(AuthDict(policy, held, held, INLINE)).buildProtocol(None)
+    proto.makeConnection(StringTransport())
+    proto.dataReceived((passdb_key("secret-password", new_addr()) + "\n").encode())
+    proto.dataReceived((passdb_key("secret-password", existing) + "\n").encode())
+    assert proto.transport.value() == b"" and len(held.pending) == 1  # read inline, held
+    d, fn, args = held.pending[0]
+    d.callback(fn(*args))
+    first, second = proto.transport.value().decode().splitlines()
+    assert json.loads(first[1:])["home"].endswith(args[0])
+    assert json.loads(second[1:])["home"].endswith(existing)
 
 
 @pytest.mark.parametrize("password", [

@@ -182,6 +182,16 @@ def test_outgoing_subject_becomes_hidden_before_the_signature_is_made(env, eml, 
     assert dkim.verify(got, dnsfunc=lambda name, timeout=5: record)
 
 
+def test_a_big_message_asks_for_a_trim_and_a_small_one_does_not(env, eml):
+    asked = []
+    proto = env.server("outgoing", after_big=lambda: asked.append(True))
+    assert env.send(proto, eml("encrypted")).startswith("250")
+    assert asked == []
+    big = eml("encrypted").replace(b"\r\n\r\n", b"\r\nX-Pad: " + b"p" * (1 << 20) + b"\r\n\r\n", 1)
+    env.send(proto, big)
+    assert asked == [True]
+
+
 @pytest.mark.parametrize("localpart", ["a" * 250, "b" * 300, "new\\nline", "\udcff" * 3])
 def test_incoming_recipient_that_can_never_be_a_mailbox_is_refused_for_good_at_rcpt(
         env, eml, localpart, monkeypatch):

@@ -15,10 +15,11 @@ T0 = 1_700_000_000
 
 
 @pytest.fixture
-def lastlogin(make_config, inline_pool):
+def lastlogin(make_config, inline_pool, reads):
     config = make_config()
     store = open_files(config.mailboxes_dir, config.mail_domain)
-    proto = DictServerFactory(LastLoginDict(config, store.accounts, inline_pool)).buildProtocol(None)
+    handler = LastLoginDict(config, store.accounts, inline_pool, reads)
+    proto = DictServerFactory(handler).buildProtocol(None)
     transport = StringTransport()
     proto.makeConnection(transport)
     proto.dataReceived(b"H3\t2\t0\t\tlastlogin\n")
@@ -89,6 +90,37 @@ def test_a_store_failure_is_f_with_a_fixed_text_never_the_stores(lastlogin, new_
     assert lastlogin.login(addr, T0) == "F1\ttemporary failure, try again later\n"
     assert lastlogin.send(f"Lshared/last-login/{addr}\t{addr}\n") == \
         "Ftemporary failure, try again later\n"
+
+
+class CountingPool:
+    """The write pool, run at once but counted: which commits needed a thread."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def run(self, fn, *args):
+        from twisted.internet import defer
+
+        self.calls += 1
+        return defer.maybeDeferred(fn, *args)
+
+
+def test_on_inline_reads_only_a_new_day_goes_to_the_write_pool(make_config, new_addr):
+    from chatmail_services.core.inline import INLINE
+
+    config = make_config()
+    store = open_files(config.mailboxes_dir, config.mail_domain)
+    pool = CountingPool()
+    proto = DictServerFactory(LastLoginDict(config, store.accounts, pool, INLINE)
+                              ).buildProtocol(None)
+    proto.makeConnection(StringTransport())
+    addr, unknown = new_addr(), new_addr()
+    store.accounts.create_account(addr, "{SHA512-CRYPT}$6$x$y", T0)
+    for tid, (who, when) in enumerate([(addr, T0 + 60), (unknown, T0), (addr, T0 + 86400)]):
+        proto.dataReceived(f"B{tid}\t{who}\nS{tid}\tshared/last-login/{who}\t{when}\nC{tid}\n"
+                           .encode())
+    assert proto.transport.value() == b"O0\nO1\nO2\n"
+    assert pool.calls == 1 and mtime(store, addr) == day_of(T0 + 86400)
 
 
 def test_an_address_too_long_for_a_file_name_is_not_found_and_not_recorded(lastlogin,

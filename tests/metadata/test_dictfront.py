@@ -21,13 +21,14 @@ SERVER = f"shared/{GUID}/vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
 
 
 @pytest.fixture
-def wire(push, inline_pool):
+def wire(push, inline_pool, reads):
     def make(**metadata):
         p = push(**metadata)
         p.reactor = MemoryReactorClock()
         keys = ServerKeys(p.config, p.reactor, inline_pool)
         p.notifier.startService()
-        handler = MetadataDict(p.config, p.policy, keys, p.notifier, inline_pool, p.clock)
+        handler = MetadataDict(p.config, p.policy, keys, p.notifier, inline_pool, p.clock,
+                               reads)
         proto = DictServerFactory(handler).buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)

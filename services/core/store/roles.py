@@ -8,7 +8,8 @@
 
 `open_store(config)` returns a `Store`: one backend's roles over one shared
 state. Methods are synchronous and may block (disk, network); daemons call
-them from their thread pool, never from the reactor thread. Implementations
+them from their thread pool, except the reads of a store whose
+`blocking_reads` is False (local files), which run on the reactor thread. Implementations
 must be safe to call from several threads and several processes at once.
 Every failure is a `StoreError` (store/errors.py), a `Temporary`.
 
@@ -174,6 +175,9 @@ class Store:
     transfer: Transfer
     registration: Registration
     closer: Callable[[], None] = lambda: None
+    # Whether a read may block for long (a network round trip): daemons then
+    # read in a thread pool; else on the reactor thread (core/inline.py).
+    blocking_reads: bool = True
 
     def close(self) -> None:
         self.closer()

@@ -18,4 +18,4 @@ def open_files(mailboxes_dir, mail_domain: str, owner: str = "vmail") -> Store:
     queue = QueueDir(layout)
     accounts, push = FilesAccounts(layout, queue), FilesPushQueue(layout, queue)
     return Store("files", accounts, push, MemorySendRate(), FilesTransfer(accounts, push),
-                 FilesRegistration(mailboxes_dir, owner))
+                 FilesRegistration(mailboxes_dir, owner), blocking_reads=False)

@@ -6,9 +6,19 @@ rename is atomic, so of concurrent claimers exactly one wins, and an item
 whose claimer crashed is simply due again when the lease ends. Items of the
 reference relay (named by a bare hex id, holding `addr\\nstart_ts\\ntoken`)
 are taken over on their first claim.
+
+Claims read an in-memory heap of due times instead of listing the directory
+each time (a 5000-item backlog made every claim a 5000-entry listing). The
+heap is rebuilt from the directory at the first claim and every `RECONCILE`
+seconds, so items another process queued or removed are seen then; an entry
+whose file is gone (claimed elsewhere, its account deleted) is skipped when
+its rename fails, as before. The files stay the truth: a restart loses
+nothing.
 """
 
+import heapq
 import os
+import threading
 import uuid
 from typing import Optional
 
@@ -21,6 +31,7 @@ from .layout import Layout, fsync_dir, write_durable_temp
 QUEUE_DIR = "pending_notifications"
 LEGACY_DEADLINE = 5 * 3600  # the reference relay's fixed drop deadline
 STALE_TEMP = 3600  # seconds after which a crashed write's temp file is removed
+RECONCILE = 5.0  # seconds between listings of the directory for the due-heap
 
 
 def _due_name(due: float, ident: str) -> str:
@@ -47,36 +58,66 @@ class QueueDir:
     def __init__(self, layout: Layout):
         self.layout = layout
         self.path = layout.root / QUEUE_DIR
+        self._lock = threading.Lock()  # callers run in a thread pool
+        self._heap = []  # (due, id, file name); stale entries are skipped
+        self._names = {}  # id -> its current file name, as this process knows it
+        self._listed_at = None
+
+    def _known(self, due: float, ident: str, name: str) -> None:
+        with self._lock:
+            self._names[ident] = name
+            heapq.heappush(self._heap, (due, ident, name))
 
     def enqueue(self, addr, tokens, now, deadline) -> int:
+        names = [_due_name(now, uuid.uuid4().hex) for _ in tokens]
         try:
             self.path.mkdir(mode=0o700, exist_ok=True)
-            for token in tokens:
-                self._write(_due_name(now, uuid.uuid4().hex),
-                            PushItem("", addr, token, deadline, 0, now))
-            fsync_dir(self.path)
+            for name, token in zip(names, tokens):
+                self._write(name, PushItem("", addr, token, deadline, 0, now))
+            fsync_dir(self.path)  # one directory fsync for the tokens queued together
         except OSError as e:
             raise StoreError(f"cannot queue notification: {e.strerror}") from None
+        for name in names:
+            self._known(now, name.partition(".")[2], name)
         return len(tokens)
 
     def claim(self, now, limit, lease):
+        with self._lock:
+            if self._listed_at is None or not 0 <= now - self._listed_at < RECONCILE:
+                self._relist(now)
+            claimed = []
+            while self._heap and len(claimed) < limit and self._heap[0][0] <= now:
+                _, ident, name = heapq.heappop(self._heap)
+                if self._names.get(ident) != name:
+                    continue  # completed, rescheduled or claimed since
+                item = self._claim_one(name, ident, now + lease)
+                if item is None:
+                    del self._names[ident]
+                    continue
+                claimed.append(item)
+                self._names[ident] = item.id
+            next_due = self._next_due()  # of the items left, not of those just claimed
+            for item in claimed:  # due again when their lease ends
+                heapq.heappush(self._heap, (now + lease, item.id.partition(".")[2], item.id))
+            return claimed, next_due
+
+    def _next_due(self):
+        while self._heap and self._names.get(self._heap[0][1]) != self._heap[0][2]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def _relist(self, now) -> None:
         try:
             names = os.listdir(self.path)
         except FileNotFoundError:
-            return [], None
+            names = []
         except OSError as e:
             raise StoreError(f"cannot read the push queue: {e.strerror}") from None
-        pending = sorted(p + (n,) for n in names if (p := _parse_name(n)) is not None)
+        self._heap = [p + (n,) for n in names if (p := _parse_name(n)) is not None]
+        heapq.heapify(self._heap)
+        self._names = {ident: name for _, ident, name in self._heap}
+        self._listed_at = now
         self._remove_stale_temps(names, now)
-        claimed, rest = [], []
-        for due, ident, name in pending:
-            if due > now or len(claimed) >= limit:
-                rest.append(due)
-                continue
-            item = self._claim_one(name, ident, now + lease)
-            if item is not None:
-                claimed.append(item)
-        return claimed, (min(rest) if rest else None)
 
     def _claim_one(self, name: str, ident: str, until: float) -> Optional[PushItem]:
         new = _due_name(until, ident)
@@ -107,7 +148,8 @@ class QueueDir:
 
     def reschedule(self, item, due, attempts) -> None:
         # Rename first: an item removed meanwhile (its account deleted) stays gone.
-        new = _due_name(due, item.id.partition(".")[2])
+        ident = item.id.partition(".")[2]
+        new = _due_name(due, ident)
         try:
             os.rename(self.path / item.id, self.path / new)
             self._write(new, item, attempts)
@@ -116,6 +158,7 @@ class QueueDir:
             return
         except OSError as e:
             raise StoreError(f"cannot reschedule notification: {e.strerror}") from None
+        self._known(due, ident, new)
 
     def complete(self, item) -> None:
         # No directory fsync: an unlink lost in a crash only means one more POST.
@@ -123,6 +166,10 @@ class QueueDir:
             (self.path / item.id).unlink(missing_ok=True)
         except OSError as e:
             raise StoreError(f"cannot complete notification: {e.strerror}") from None
+        with self._lock:
+            ident = item.id.partition(".")[2]
+            if self._names.get(ident) == item.id:
+                del self._names[ident]
 
     def _write(self, name, item: PushItem, attempts=None) -> None:
         tmp = write_durable_temp(self.path, encode_item(item, attempts).encode())
@@ -177,7 +224,9 @@ class QueueDir:
                 ident = push_ident(item.id)
                 if ident in present or not self.layout.is_account(item.addr):
                     continue
-                self._write(_due_name(due, ident), item)
+                name = _due_name(due, ident)
+                self._write(name, item)
+                self._known(due, ident, name)
                 present.add(ident)
                 queued += 1
             fsync_dir(self.path)
