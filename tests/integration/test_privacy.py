@@ -249,7 +249,9 @@ def test_without_an_answer_from_the_mta_sts_resolver_mail_is_deferred(relay, rem
                                                                       armored):
     alice = account(relay)
     resolver = relay.procs.pop("mta-sts")
-    resolver.terminate()
+    # SIGKILL: mta-sts-daemon sometimes lingers for over 30 s after SIGTERM
+    # (seen in the Debian 13 chroot); what matters here is that it is gone
+    resolver.kill()
     resolver.wait(timeout=30)
     try:
         rcpt = "frank@good.example"  # no policy, and delivered while the resolver runs
