@@ -20,6 +20,33 @@ from local_relay import LocalRelay  # noqa: E402
 pytestmark = pytest.mark.integration
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that used a local relay gets the tails of its logs in
+    its report: the relay's directory is gone once its fixture ends, and a
+    failure seen only in CI must still say what Postfix or Dovecot logged."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, LocalRelay):
+            report.sections.append((f"relay {name}: log tails", relay_log_tails(value)))
+
+
+def relay_log_tails(relay, limit=4000) -> str:
+    logs = [path for path in sorted(relay.base.glob("*.log")) + sorted(relay.base.glob("*.stderr"))
+            if path.name != "setup.log"]  # setup's own output, not the run's
+    if relay.mode:
+        logs.append(relay.mail.dir / "postfix.log")
+    parts = []
+    for path in logs:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            parts.append(f"--- {path.name}\n{text[-limit:]}")
+    return "\n".join(parts)
+
+
 @pytest.fixture
 def relay_dir():
     # Not pytest's tmp_path: it lives under a 0700 root directory that the
