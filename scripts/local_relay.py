@@ -49,6 +49,7 @@ import resource
 import yaml
 
 import stock_tree
+from freeport import free_port  # noqa: F401 (also for the tests)
 
 REPO = Path(__file__).resolve().parent.parent
 # resolved: .venv is a link to a venv that vmail can enter (scripts/bootstrap)
@@ -56,10 +57,6 @@ BIN = Path(sys.executable).parent.resolve()
 _TEMPLATES = {}  # setup-relevant config -> a tree `chatmailctl setup` composed
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, what: str, timeout: float = 20.0, proc=None) -> None:
@@ -145,7 +142,9 @@ class LocalRelay:
                 "/etc/postfix/": f"{self.mail.etc}/",
                 "/etc/chatmail/": f"{self.config_path.parent}/",
                 "/var/spool/postfix": str(self.mail.spool),
-                "/usr/bin/chatmail-": f"{BIN}/chatmail-"}
+                # Dovecot runs chatmail-expire (the quota warning) with an
+                # environment of its own: the readable code copy goes with it.
+                "/usr/bin/chatmail-": f"/usr/bin/env PYTHONPATH={self.code_dir} {BIN}/chatmail-"}
 
     def localize(self, text: str) -> str:
         for server, local in self.server_paths().items():

@@ -10,19 +10,13 @@ the tests fail (FileNotFoundError), they never skip.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import redis
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from freeport import free_port  # scripts/
 
 
 class RedisServer:

@@ -14,6 +14,7 @@ import yaml
 
 from chatmail_services.ctl.main import run
 from dkim_keys import make_dkim_key
+from freeport import free_port
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DOMAIN = "chat.example.org"
@@ -41,9 +42,7 @@ def ctl(config, *argv):
 @pytest.fixture
 def nameserver(tmp_path):
     """A twisted.names server on a free loopback port; write its zone to `.zone`."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     zone = tmp_path / "zone"
     zone.write_text("")
     proc = subprocess.Popen([sys.executable, str(SCRIPTS / "zone_dns.py"), "--port", str(port),
