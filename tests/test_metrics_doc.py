@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFINED = re.compile(r'(?:Counter|Gauge|Histogram)\(\s*"(chatmail_[a-z_]+)"')
+DEFINED = re.compile(r'(?:Counter|Gauge|Histogram|LastSuccess)\(\s*"(chatmail_[a-z_]+)"')
 
 
 def test_every_daemon_metric_is_documented_and_every_documented_one_exists():

@@ -56,8 +56,7 @@ class DictHandler:
         """The value, or None for not found."""
         return None
 
-    def iterate(self, path: str, user: str, flags: int, max_rows: int
-                ) -> Iterable[Tuple[str, str]]:
+    def iterate(self, path: str, user: str, flags: int, max_rows: int) -> Iterable[Tuple[str, str]]:
         """(key, value) rows under `path`; empty by default."""
         return ()
 
@@ -117,8 +116,7 @@ class DictServerProtocol(Protocol):
             self._discarding = True
 
     def _overlong(self, line: bytes) -> None:
-        text = codec.decode_line(line[:1])
-        self._malformed(text, "line too long")
+        self._malformed(codec.decode_line(line[:1]), "line too long")
 
     def connectionLost(self, reason=None) -> None:
         # Answers still on their way find no transport and are dropped (_flush).
@@ -194,10 +192,10 @@ class DictServerProtocol(Protocol):
         self._change(cmd.args[0], Change("inc", cmd.args[1], cmd.args[2]))
 
     def cmd_T(self, cmd):
-        """2.4 sets a timestamp for the transaction; we keep our own clock."""
+        """2.4's transaction timestamp (T) and hide-values flag (V): we keep
+        our own clock and never log values."""
 
-    def cmd_V(self, cmd):
-        """2.4 asks to hide values from logs; we never log values."""
+    cmd_V = cmd_T
 
     def cmd_R(self, cmd):
         self._transactions.pop(cmd.args[0], None)
@@ -241,8 +239,13 @@ class DictServerProtocol(Protocol):
         result.addCallback(render).addErrback(self._failed, fail).addCallback(self._fill, slot)
 
     def _reply(self, text: str) -> None:
-        self._replies.append([text])
-        self._flush()
+        if self._replies:  # an earlier answer is still on its way: in turn
+            self._replies.append([text])
+            return self._flush()
+        if self.transport is not None and not self.transport.disconnecting:
+            self.transport.write(codec.encode_line(text))
+        if self._read_closed:
+            self.transport.loseConnection()
 
     def _failed(self, failure, fail):
         if failure.check(DictFailure):
@@ -270,7 +273,7 @@ class DictServerProtocol(Protocol):
 
 
 def _render_lookup(value: Optional[str]) -> str:
-    return codec.format_not_found() if value is None else codec.format_ok(value)
+    return codec.format_not_found() if value is None else "O" + codec.tabescape(value)
 
 
 def _render_rows(rows, max_rows: int) -> str:

@@ -29,6 +29,24 @@ def metrics_site() -> Site:
     return QuietSite(root)
 
 
+class LastSuccess:
+    """A "when did this last work" gauge, cheap enough to mark on every request.
+
+    `Gauge.set_to_current_time()` takes a lock per call; here a request only
+    stores a float, and the gauge reads it when Prometheus scrapes (0 until
+    the first mark, as a fresh Gauge would say).
+    """
+
+    def __init__(self, name: str, documentation: str):
+        from prometheus_client import Gauge
+
+        self.at = 0.0
+        Gauge(name, documentation).set_function(lambda: self.at)
+
+    def mark(self) -> None:
+        self.at = time.time()
+
+
 def timed(d, histogram, clock=time.perf_counter):
     """Observe in `histogram` the seconds until Deferred `d` fires; returns `d`."""
     return d.addBoth(_observed, histogram, clock(), clock)

@@ -9,7 +9,7 @@ that cannot answer becomes `Temporary`, which each wire maps once (dict `F`,
 HTTP 503).
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from ..core.failures import Temporary
 from ..core.logsafe import REPEATED
 from ..core.inline import then
-from ..core.metrics import timed, timed_call
+from ..core.metrics import LastSuccess, timed, timed_call
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Lookups answered by doveauth",
                   ["db", "result"])
@@ -27,8 +27,8 @@ REFUSED = Counter("chatmail_doveauth_refusals_total",
                   "Logins of unknown addresses refused, by reason", ["reason"])
 LATENCY = Histogram("chatmail_doveauth_lookup_seconds",
                     "Time from request to answer, thread pool wait included", ["db"])
-LAST_SUCCESS = Gauge("chatmail_doveauth_last_success_timestamp_seconds",
-                     "When doveauth last answered a lookup from the store")
+LAST_SUCCESS = LastSuccess("chatmail_doveauth_last_success_timestamp_seconds",
+                           "When doveauth last answered a lookup from the store")
 # Label children bound once: `labels()` on every request costs a lock and a dict.
 PASSDB_FOUND, PASSDB_REFUSED = LOOKUPS.labels("passdb", "found"), LOOKUPS.labels(
     "passdb", "refused")
@@ -88,7 +88,7 @@ class AccountLookups:
         return self.create_pool.run(self.policy.create, addr, password)
 
     def _passdb_answer(self, result):
-        LAST_SUCCESS.set_to_current_time()
+        LAST_SUCCESS.mark()
         if result.refusal is not None:
             PASSDB_REFUSED.inc()
             REFUSED.labels(result.refusal.value).inc()
@@ -105,7 +105,7 @@ class AccountLookups:
         return result.fields
 
     def _userdb_answer(self, fields):
-        LAST_SUCCESS.set_to_current_time()
+        LAST_SUCCESS.mark()
         (USERDB_FOUND if fields else USERDB_NOT_FOUND).inc()
         return fields or None
 

@@ -7,6 +7,7 @@ thread pool. Refusals are values (`Refusal`), turned into wire replies at the
 edge. Passwords never reach a log line.
 """
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
@@ -36,9 +37,10 @@ class AccountPolicy:
         self.rules = Admission(config, registration, probe)
         self.hasher = hasher
         self.clock = clock
+        self._mailboxes = str(config.mailboxes_path)  # joined per lookup: strings, not Paths
 
     def userdb_fields(self, addr: str) -> dict:
-        return {"home": str(self.config.mailboxes_path / addr),
+        return {"home": os.path.join(self._mailboxes, addr),
                 "uid": self.policy.uid, "gid": self.policy.gid}
 
     def find(self, addr: str) -> Optional[PassdbResult]:

@@ -10,7 +10,7 @@ Reads run where the store says (core/inline.py); on the files store a login
 on the day already recorded (most of them) is answered without a thread.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from twisted.logger import Logger
 
 from ..core.addresses import address_refusal
@@ -18,7 +18,7 @@ from ..core.dictproto import DictFailure, DictHandler
 from ..core.failures import Refused
 from ..core.inline import INLINE, then
 from ..core.logsafe import REPEATED
-from ..core.metrics import timed_call
+from ..core.metrics import LastSuccess, timed_call
 from ..core.store import Accounts, StoreError
 from .policy import login_day
 
@@ -28,8 +28,8 @@ UPDATES = Counter("chatmail_lastlogin_updates_total", "last-login records receiv
                   ["result"])
 LATENCY = Histogram("chatmail_lastlogin_request_seconds",
                     "Time from request to answer, thread pool wait included", ["op"])
-LAST_SUCCESS = Gauge("chatmail_lastlogin_last_success_timestamp_seconds",
-                     "When lastlogin last recorded a login")
+LAST_SUCCESS = LastSuccess("chatmail_lastlogin_last_success_timestamp_seconds",
+                           "When lastlogin last recorded a login")
 # Label children bound once: `labels()` on every request costs a lock and a dict.
 UPDATES_RECORDED, UPDATES_NO_ACCOUNT, UPDATES_FAILED = (
     UPDATES.labels(result) for result in ("recorded", "no_account", "failed"))
@@ -104,5 +104,5 @@ class LastLoginDict(DictHandler):
                 left.append((addr, day))
             else:
                 (UPDATES_RECORDED if known else UPDATES_NO_ACCOUNT).inc()
-        LAST_SUCCESS.set_to_current_time()
+        LAST_SUCCESS.mark()
         return left
