@@ -7,6 +7,8 @@ status for it, 2, so scripts and systemd read every command the same way.
 """
 
 import argparse
+import os
+import signal
 import sys
 
 from .config import ConfigError, load_config
@@ -49,6 +51,15 @@ def console(run):
     """A console-script `main(argv=None)` that exits with `run(argv)`'s status."""
 
     def main(argv=None) -> None:
-        sys.exit(run(argv))
+        try:
+            status = run(argv)
+            sys.stdout.flush()  # buffered output meets a closed pipe here
+        except BrokenPipeError:
+            # The reader left (`chatmailctl ... | head`): stop quietly with the
+            # status of a shell tool that SIGPIPE ended, and let nothing more
+            # be written at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            status = 128 + signal.SIGPIPE
+        sys.exit(status)
 
     return main

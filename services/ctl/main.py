@@ -75,6 +75,8 @@ def _guarded(args, config, out, err, now) -> int:
     except Failure as e:
         err.write(f"{PROG}: {e}\n")
         return e.status
+    except BrokenPipeError:
+        raise  # our reader left: core/entry.py stops quietly
     except (StoreError, OSError) as e:
         err.write(f"{PROG}: {e}\n")
         return EXIT_FAILED

@@ -140,3 +140,15 @@ def test_console_script_end_to_end(relay):
     usage = sh("accounts", "frobnicate")
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
     assert os.listdir(tmp_path / "mail" / "pending_notifications") == ["a" * 32]
+
+
+def test_a_reader_that_left_ends_the_tool_quietly_as_sigpipe_would(relay):
+    _, config = relay
+    read, write = os.pipe()
+    os.close(read)  # `chatmailctl ... | head` after head has exited
+    try:
+        proc = subprocess.run([BIN / "chatmailctl", "--config", config, "accounts", "list"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (128 + 13, "")  # 13: SIGPIPE
