@@ -242,10 +242,7 @@ class DictServerProtocol(Protocol):
         if self._replies:  # an earlier answer is still on its way: in turn
             self._replies.append([text])
             return self._flush()
-        if self.transport is not None and not self.transport.disconnecting:
-            self.transport.write(codec.encode_line(text))
-        if self._read_closed:
-            self.transport.loseConnection()
+        self._send(codec.encode_line(text))
 
     def _failed(self, failure, fail):
         if failure.check(DictFailure):
@@ -266,8 +263,11 @@ class DictServerProtocol(Protocol):
         out = []
         while self._replies and self._replies[0][0] is not None:
             out.append(codec.encode_line(self._replies.popleft()[0]))
-        if out and self.transport is not None and not self.transport.disconnecting:
-            self.transport.write(b"".join(out))
+        self._send(b"".join(out))
+
+    def _send(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.disconnecting:
+            self.transport.write(data)
         if self._read_closed and not self._replies:
             self.transport.loseConnection()
 
