@@ -10,6 +10,7 @@ import imaplib
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,11 @@ def login_ok(relay, addr, password) -> bool:
         return True
     except imaplib.IMAP4.error:
         return False
+
+
+def wait_until(check, timeout=20.0) -> bool:
+    """Whether `check()` is true within `timeout` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()

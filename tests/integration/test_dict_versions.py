@@ -14,7 +14,7 @@ import time
 
 from chatmail_services.core.days import day_of
 
-from .conftest import imap_login
+from .conftest import imap_login, wait_until
 from .test_metadata import set_token
 
 PASSWORD = "a-long-secret"
@@ -84,13 +84,6 @@ def check_forms(relay, conns, dict_name):
                          and lines[0].endswith("\t" + dict_name) for lines in conns)
     begins = [line for lines in conns for line in lines if line.startswith("B")]
     assert begins and all(len(b.split("\t")) == begin_fields for b in begins)
-
-
-def wait_until(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return check()
 
 
 def test_lastlogin_accepts_this_dovecots_hello_and_begin(relay, new_addr):

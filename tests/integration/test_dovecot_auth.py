@@ -9,7 +9,7 @@ import pytest
 
 from chatmail_services.core.days import day_of
 
-from .conftest import imap_login, login_ok
+from .conftest import imap_login, login_ok, wait_until
 
 PASSWORD = "a-long-secret"
 
@@ -153,15 +153,5 @@ def test_doveauth_down_is_a_temporary_failure_then_dovecot_recovers(relay, new_a
     relay.start_daemon("doveauth")  # Dovecot keeps running
     # Dovecot's dict client tries to connect at most once per second: a login
     # in the second of the last failed try is refused without a try.
-    assert recovers(lambda: login_ok(relay, existing, PASSWORD))
+    assert wait_until(lambda: login_ok(relay, existing, PASSWORD), timeout=10)
     assert login_ok(relay, fresh, PASSWORD)
-
-
-def recovers(check, timeout=10.0) -> bool:
-    """Whether `check()` is true within `timeout` seconds (tried twice a second)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
