@@ -21,15 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from freeport import free_port  # scripts/ (bench/compare puts it on the path)
+
 DOMAIN = "chat.example.org"
 KINDS = ("doveauth", "lastlogin", "metadata", "filtermail-outgoing", "filtermail-incoming")
 START_TIMEOUT = 30.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -28,18 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from dictwire import DictClient, Transaction
-from procstat import memory_kib
-from smtpload import DOMAIN, Sink, make_body, send_one
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from dictwire import DictClient, Transaction  # noqa: E402
+from freeport import free_port  # noqa: E402
+from procstat import memory_kib  # noqa: E402
+from smtpload import DOMAIN, Sink, make_body, send_one  # noqa: E402
 
 START = ("import sys; from chatmail_services.{0}.main import main; "
          "sys.argv[0] = 'chatmail-{0}'; main()")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(base: Path, filter_port: int, sink_port: int) -> Path:
