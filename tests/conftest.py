@@ -58,13 +58,16 @@ def inline_pool():
     return InlinePool()
 
 
-@pytest.fixture(params=["pool", "inline"])
+@pytest.fixture(params=["deferred", "inline"])
 def reads(request, inline_pool):
-    """Where a daemon's store reads run, both ways: through a pool (Redis, a
-    Deferred) and on the reactor thread (the files store, a plain value)."""
-    from chatmail_services.core.inline import INLINE
+    """How a daemon's hot-path reads answer, both ways: a Deferred (Redis, or
+    a pool) and a plain value (the files store on the reactor thread).
+    `reads(role)` is the role's reads."""
+    from chatmail_services.core.inline import Pooled
 
-    return inline_pool if request.param == "pool" else INLINE
+    if request.param == "deferred":
+        return lambda role: Pooled(role, inline_pool)
+    return lambda role: role
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ Keys (conf/dovecot/chatmail-auth.conf.ext writes them with Dovecot's %E escaping
     iterate shared/userdb/            -> one row per account (`doveadm user '*'`)
 
 The answers come from lookups.AccountLookups (shared with the HTTP front-end
-for Dovecot 2.4): reads inline on the files store, in the pool on Redis
-(core/inline.py); a temporary failure (a `Temporary`) becomes `F` in
+for Dovecot 2.4): reads on the reactor thread (files inline, Redis on its
+reactor-side client, core/inline.py); a temporary failure (a `Temporary`) becomes `F` in
 core/dictproto.py (Dovecot tells the client to try again), a refusal `N`.
 """
 
@@ -22,8 +22,8 @@ from .lookups import AccountLookups
 USERDB_PREFIX = "shared/userdb/"
 
 class AuthDict(DictHandler):
-    def __init__(self, policy, pool, create_pool=None, reads=None):
-        self.lookups = AccountLookups(policy, pool, create_pool, reads)
+    def __init__(self, policy, pool, create_pool=None):
+        self.lookups = AccountLookups(policy, pool, create_pool)
 
     def lookup(self, key: str, user: str):
         match key.split("/", 2):

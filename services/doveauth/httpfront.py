@@ -225,5 +225,5 @@ class AuthSite(server.Site):
         pass
 
 
-def auth_site(policy, pool, create_pool=None, reactor=None, reads=None) -> AuthSite:
-    return AuthSite(AccountLookups(policy, pool, create_pool, reads), reactor=reactor)
+def auth_site(policy, pool, create_pool=None, reactor=None) -> AuthSite:
+    return AuthSite(AccountLookups(policy, pool, create_pool), reactor=reactor)

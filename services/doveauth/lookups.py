@@ -42,13 +42,12 @@ LATENCY_BY_DB = {db: LATENCY.labels(db) for db in ("passdb", "userdb", "iterate"
 class AccountLookups:
     log = Logger()
 
-    def __init__(self, policy, pool, create_pool=None, reads=None):
-        self.policy = policy
+    def __init__(self, policy, pool, create_pool=None):
+        self.policy = policy  # its reads: core/inline.py
         self.pool = pool
         # Creations (hashing) get their own threads, so that lookups of
         # existing accounts never queue behind a burst of first logins.
         self.create_pool = create_pool or pool
-        self.reads = reads or pool  # core/inline.py: inline on the files store, or this pool
 
     def passdb(self, addr: str, password: str):
         """The account's fields (created on first login), or None: a plain value
@@ -65,12 +64,12 @@ class AccountLookups:
         return d.addErrback(self._store_failed, "iterate")
 
     def _passdb(self, addr, password):
-        found = self.reads.run(self.policy.find, addr)
+        found = self.policy.find(addr)
         return then(then(found, self._create_unless_found, addr, password),
                     self._passdb_answer)
 
     def _userdb(self, addr):
-        return then(self.reads.run(self.policy.userdb, addr), self._userdb_answer)
+        return then(self.policy.userdb(addr), self._userdb_answer)
 
     def _counted(self, db, step, *args):
         """`step(*args)` timed; a failure, now or later, counted and mapped once."""

@@ -7,7 +7,7 @@ Lua passdb).
 
 import os
 
-from ..core.inline import reads_runner
+from ..core.inline import store_reads
 from ..core.runner import Daemon, _endpoint, daemon_main
 from ..core.store import open_store
 from .dictfront import AuthDict
@@ -22,12 +22,12 @@ def make_service(config, reactor, args=None) -> Daemon:
     pool, create_pool = daemon.pool(settings.threads), daemon.pool(
         settings.create_threads or cpus(), "doveauth-create")
     store = open_store(config)
-    policy = AccountPolicy(config, store.accounts, registration=store.registration)
-    reads = reads_runner(store, pool)
-    daemon.serve_dict(settings, AuthDict(policy, pool, create_pool, reads))
+    policy = AccountPolicy(config, store.accounts, registration=store.registration,
+                           reads=store_reads(store, pool, reactor).accounts)
+    daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
     http_listen = getattr(args, "http_listen", None) or settings.http_listen
     if http_listen:
-        daemon.listen(http_listen, auth_site(policy, pool, create_pool, reactor, reads), "http")
+        daemon.listen(http_listen, auth_site(policy, pool, create_pool, reactor), "http")
     return daemon
 
 

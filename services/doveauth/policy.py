@@ -3,14 +3,18 @@
 Independent of any wire protocol, so the dict front-end (Dovecot 2.3 passdb)
 and a later HTTP front-end (Dovecot 2.4 Lua passdb) share it. Everything here
 is synchronous and may block (store I/O, hashing): front-ends run it in their
-thread pool. Refusals are values (`Refusal`), turned into wire replies at the
-edge. Passwords never reach a log line.
+thread pool; except `find` and `userdb`, which read through `reads` (the
+store's hot-path reads, core/inline.py) and answer with a value or a Deferred.
+Refusals are values (`Refusal`), turned into wire replies at the edge.
+Passwords never reach a log line.
 """
 
 import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
+
+from twisted.internet.defer import Deferred
 
 from ..core.addresses import address_refusal
 # The admission rules live in core: the web front's /new applies the same ones.
@@ -27,13 +31,22 @@ class PassdbResult:
     created: bool = False
 
 
+DAMAGED = PassdbResult(refusal=Refusal.ACCOUNT_DAMAGED)
+
+
+def _damaged(failure, answer):
+    failure.trap(AccountDamaged)
+    return answer
+
+
 class AccountPolicy:
     def __init__(self, config, accounts: Accounts, probe: Optional[ResourceProbe] = None,
                  hasher: Callable[[str], str] = hash_password,
-                 clock: Callable[[], float] = time.time, registration=None):
+                 clock: Callable[[], float] = time.time, registration=None, reads=None):
         self.config = config
         self.policy = config.doveauth
         self.accounts = accounts
+        self.reads = accounts if reads is None else reads  # `get_password`
         self.rules = Admission(config, registration, probe)
         self.hasher = hasher
         self.clock = clock
@@ -43,8 +56,9 @@ class AccountPolicy:
         return {"home": os.path.join(self._mailboxes, addr),
                 "uid": self.policy.uid, "gid": self.policy.gid}
 
-    def find(self, addr: str) -> Optional[PassdbResult]:
-        """The answer that needs no new account, or None when one may be created.
+    def find(self, addr: str):
+        """The answer that needs no new account, or None when one may be created
+        (a value, or a Deferred when the read is one).
 
         Cheap (no hashing): front-ends run it apart from `create`, so lookups
         of existing accounts never wait behind a burst of creations.
@@ -52,10 +66,9 @@ class AccountPolicy:
         refused = address_refusal(addr, self.config.mail_domain)
         if refused is not None:
             return PassdbResult(refusal=Refusal(refused.reason))
-        try:
-            stored = self.accounts.get_password(addr)
-        except AccountDamaged:
-            return PassdbResult(refusal=Refusal.ACCOUNT_DAMAGED)
+        return self._read(addr, self._found, DAMAGED)
+
+    def _found(self, stored, addr):
         if stored is None:
             return None
         return PassdbResult(fields=dict(self.userdb_fields(addr), password=stored))
@@ -71,15 +84,24 @@ class AccountPolicy:
         return PassdbResult(fields=dict(self.userdb_fields(addr), password=stored),
                             created=True)
 
-    def userdb(self, addr: str) -> Optional[dict]:
+    def userdb(self, addr: str):
+        """The userdb fields of an existing account, or None (value or Deferred)."""
         if address_refusal(addr, self.config.mail_domain) is not None:
             return None
+        return self._read(addr, self._userdb_found, None)
+
+    def _userdb_found(self, stored, addr):
+        return None if stored is None else self.userdb_fields(addr)
+
+    def _read(self, addr, found, damaged):
+        """`found(stored hash, addr)` after the read; `damaged` for a damaged account."""
         try:
-            if self.accounts.get_password(addr) is None:
-                return None
+            stored = self.reads.get_password(addr)
         except AccountDamaged:
-            return None
-        return self.userdb_fields(addr)
+            return damaged
+        if isinstance(stored, Deferred):
+            return stored.addCallbacks(found, _damaged, (addr,), errbackArgs=(damaged,))
+        return found(stored, addr)
 
     def users(self) -> Iterator[str]:
         return self.accounts.iter_accounts()

@@ -6,8 +6,9 @@ the day (UTC midnight), write only when it changes, and never create anything
 for an address that has no account (policy.py). A value that is not a
 plausible unix time fails the commit with `F`; the connection stays usable.
 A store failure is a `Temporary`, answered `F` by core/dictproto.py.
-Reads run where the store says (core/inline.py); on the files store a login
-on the day already recorded (most of them) is answered without a thread.
+Reads run on the reactor thread (core/inline.py: files inline, Redis on its
+reactor-side client): a login on the day already recorded (most of them) is
+answered without a thread; only a new day is written, in the pool.
 """
 
 from prometheus_client import Counter, Histogram
@@ -16,7 +17,9 @@ from twisted.logger import Logger
 from ..core.addresses import address_refusal
 from ..core.dictproto import DictFailure, DictHandler
 from ..core.failures import Refused
-from ..core.inline import INLINE, then
+from twisted.internet.defer import Deferred
+
+from ..core.inline import then
 from ..core.logsafe import REPEATED
 from ..core.metrics import LastSuccess, timed_call
 from ..core.store import Accounts, StoreError
@@ -45,9 +48,9 @@ class LastLoginDict(DictHandler):
 
     def __init__(self, config, accounts: Accounts, pool, reads=None):
         self.config = config
-        self.accounts = accounts
+        self.accounts = accounts  # writes, in the pool
         self.pool = pool
-        self.reads = reads or pool  # core/inline.py: inline or this pool
+        self.reads = accounts if reads is None else reads  # `get_last_login`, core/inline.py
 
     def _addr(self, key: str):
         if not key.startswith(PREFIX):
@@ -59,7 +62,7 @@ class LastLoginDict(DictHandler):
         addr = self._addr(key)
         if addr is None:
             return None
-        day = timed_call(LOOKUP_LATENCY, self.reads.run, self.accounts.get_last_login, addr)
+        day = timed_call(LOOKUP_LATENCY, self.reads.get_last_login, addr)
         return then(day, _day_text)
 
     def commit(self, user: str, changes):
@@ -78,31 +81,52 @@ class LastLoginDict(DictHandler):
         return timed_call(COMMIT_LATENCY, self._record, updates)
 
     def _record(self, updates):
-        if self.reads is INLINE:
-            updates = self._apply(updates, self._unchanged)
-            if not updates:
-                return None
-        return self.pool.run(self._apply, updates, self.accounts.set_last_login)
+        """Read each update's recorded day first, then write in the pool the
+        ones that change it (a value, or a Deferred)."""
+        try:
+            result = self._skip_recorded(iter(updates), [])
+        except StoreError:
+            UPDATES_FAILED.inc()
+            raise
+        if isinstance(result, Deferred):
+            result.addErrback(_count_failure)
+        return result
 
-    def _unchanged(self, addr, day):
-        """True when `day` is recorded already, False without an account,
-        None when it must be written."""
-        recorded = self.accounts.get_last_login(addr)
-        return None if recorded not in (None, day) else recorded is not None
+    def _skip_recorded(self, updates, left):
+        for addr, day in updates:
+            recorded = self.reads.get_last_login(addr)
+            if isinstance(recorded, Deferred):  # the rest continue when it is read
+                return recorded.addCallback(self._sorted, addr, day, updates, left)
+            _sort(recorded, addr, day, left)
+        if not left:
+            LAST_SUCCESS.mark()
+            return None
+        return self.pool.run(self._apply, left, self.accounts.set_last_login)
+
+    def _sorted(self, recorded, addr, day, updates, left):
+        _sort(recorded, addr, day, left)
+        return self._skip_recorded(updates, left)
 
     @staticmethod
     def _apply(updates, record):
-        """`record(addr, day)` each update; the ones it answers None for."""
-        left = []
+        """`record(addr, day)` for each update, in the pool."""
         for addr, day in updates:
-            try:
-                known = record(addr, day)
-            except StoreError:
-                UPDATES_FAILED.inc()
-                raise
-            if known is None:
-                left.append((addr, day))
-            else:
-                (UPDATES_RECORDED if known else UPDATES_NO_ACCOUNT).inc()
+            known = record(addr, day)
+            (UPDATES_RECORDED if known else UPDATES_NO_ACCOUNT).inc()
         LAST_SUCCESS.mark()
-        return left
+
+
+def _sort(recorded, addr, day, left):
+    """Count an update that needs no write; keep the others in `left`."""
+    if recorded is None:
+        UPDATES_NO_ACCOUNT.inc()
+    elif recorded == day:
+        UPDATES_RECORDED.inc()
+    else:
+        left.append((addr, day))
+
+
+def _count_failure(failure):
+    if failure.check(StoreError):
+        UPDATES_FAILED.inc()
+    return failure

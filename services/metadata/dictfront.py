@@ -13,8 +13,9 @@ The transaction's user (`B<id>\\t<user>`) is the address. A commit is answered
 `O` only when its changes are on disk (notifications included); a refused
 token or an unknown key fails the whole transaction with `F` and a reason;
 a store failure (a `Temporary`) is answered `F` by core/dictproto.py.
-Token lookups run where the store says (core/inline.py); commits, which
-write durably, always in the thread pool.
+Token lookups run on the reactor thread (core/inline.py: files inline,
+Redis on its reactor-side client); commits, which write durably, always in
+the thread pool.
 """
 
 from prometheus_client import Counter
@@ -42,7 +43,7 @@ class MetadataDict(DictHandler):
         self.notifier = notifier
         self.pool = pool
         self.clock = clock
-        self.reads = reads or pool  # core/inline.py: inline or this pool
+        self.reads = policy.store if reads is None else reads  # `get_tokens`, core/inline.py
 
     def _addr(self, user: str) -> str:
         refused = address_refusal(user, self.config.mail_domain)
@@ -53,8 +54,8 @@ class MetadataDict(DictHandler):
     def lookup(self, key: str, user: str):
         match key.split("/", 2):
             case ["priv", _, "devicetoken"]:
-                tokens = self.reads.run(self.policy.tokens, self._addr(user),
-                                        self.clock.seconds())
+                tokens = self.reads.get_tokens(self._addr(user), self.clock.seconds(),
+                                               self.policy.max_age)
                 return then(tokens, _tokens_text)
             case ["shared", _, name] if name.startswith(SERVER_PREFIX):
                 return self.server_keys.lookup(name[len(SERVER_PREFIX):])

@@ -1,6 +1,6 @@
 """`chatmail-metadata --config FILE`: IMAP METADATA dict and the push notifier."""
 
-from ..core.inline import reads_runner
+from ..core.inline import store_reads
 from ..core.runner import Daemon, daemon_main
 from ..core.store import open_store
 from .dictfront import MetadataDict
@@ -24,7 +24,7 @@ def make_service(config, reactor, args=None) -> Daemon:
     notifier.setServiceParent(daemon)
     server_keys = ServerKeys(config, reactor, pool)
     handler = MetadataDict(config, policy, server_keys, notifier, pool, reactor,
-                           reads_runner(store, pool))
+                           store_reads(store, pool, reactor).push)
     daemon.serve_dict(settings, handler)
     return daemon
 

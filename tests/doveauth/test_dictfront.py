@@ -18,9 +18,9 @@ from .test_policy import FixedProbe
 @pytest.fixture
 def wire(make_config, inline_pool, reads):
     config = make_config()
-    policy = AccountPolicy(config, open_files(config.mailboxes_dir, config.mail_domain).accounts,
-                           FixedProbe())
-    proto = DictServerFactory(AuthDict(policy, inline_pool, reads=reads)).buildProtocol(None)
+    accounts = open_files(config.mailboxes_dir, config.mail_domain).accounts
+    policy = AccountPolicy(config, accounts, FixedProbe(), reads=reads(accounts))
+    proto = DictServerFactory(AuthDict(policy, inline_pool)).buildProtocol(None)
     transport = StringTransport()
     proto.makeConnection(transport)
     proto.dataReceived(b"H3\t2\t0\t\tauth\n")
@@ -125,8 +125,9 @@ def policy_with_account(make_config, new_addr):
 def test_existing_account_is_answered_while_creations_are_stuck(make_config, inline_pool,
                                                                   new_addr, reads):
     policy, existing = policy_with_account(make_config, new_addr)
+    policy.reads = reads(policy.accounts)
     held = HeldPool()
-    factory = DictServerFactory(AuthDict(policy, inline_pool, held, reads))
+    factory = DictServerFactory(AuthDict(policy, inline_pool, held))
     busy, other = factory.buildProtocol(None), factory.buildProtocol(None)
     for proto in (busy, other):
         proto.makeConnection(StringTransport())
@@ -147,11 +148,9 @@ def test_userdb_store_failure_answers_f(wire, new_addr, tmp_path):
 
 
 def test_inline_lookup_answers_behind_a_pending_creation_in_order(make_config, new_addr):
-    from chatmail_services.core.inline import INLINE
-
     policy, existing = policy_with_account(make_config, new_addr)
     held = HeldPool()
-    proto = DictServerFactory(AuthDict(policy, held, held, INLINE)).buildProtocol(None)
+    proto = DictServerFactory(AuthDict(policy, held, held)).buildProtocol(None)
     proto.makeConnection(StringTransport())
     proto.dataReceived((passdb_key("secret-password", new_addr()) + "\n").encode())
     proto.dataReceived((passdb_key("secret-password", existing) + "\n").encode())

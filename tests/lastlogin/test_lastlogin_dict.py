@@ -18,7 +18,7 @@ T0 = 1_700_000_000
 def lastlogin(make_config, inline_pool, reads):
     config = make_config()
     store = open_files(config.mailboxes_dir, config.mail_domain)
-    handler = LastLoginDict(config, store.accounts, inline_pool, reads)
+    handler = LastLoginDict(config, store.accounts, inline_pool, reads(store.accounts))
     proto = DictServerFactory(handler).buildProtocol(None)
     transport = StringTransport()
     proto.makeConnection(transport)
@@ -106,12 +106,10 @@ class CountingPool:
 
 
 def test_on_inline_reads_only_a_new_day_goes_to_the_write_pool(make_config, new_addr):
-    from chatmail_services.core.inline import INLINE
-
     config = make_config()
     store = open_files(config.mailboxes_dir, config.mail_domain)
     pool = CountingPool()
-    proto = DictServerFactory(LastLoginDict(config, store.accounts, pool, INLINE)
+    proto = DictServerFactory(LastLoginDict(config, store.accounts, pool)
                               ).buildProtocol(None)
     proto.makeConnection(StringTransport())
     addr, unknown = new_addr(), new_addr()

@@ -28,7 +28,7 @@ def wire(push, inline_pool, reads):
         keys = ServerKeys(p.config, p.reactor, inline_pool)
         p.notifier.startService()
         handler = MetadataDict(p.config, p.policy, keys, p.notifier, inline_pool, p.clock,
-                               reads)
+                               reads(p.policy.store))
         proto = DictServerFactory(handler).buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)

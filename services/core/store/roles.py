@@ -8,8 +8,9 @@
 
 `open_store(config)` returns a `Store`: one backend's roles over one shared
 state. Methods are synchronous and may block (disk, network); daemons call
-them from their thread pool, except the reads of a store whose
-`blocking_reads` is False (local files), which run on the reactor thread. Implementations
+them from their thread pool. The reads on the daemons' hot paths come from
+`Store.reactor_reads` instead, on the reactor thread (core/inline.py): the
+files store's own methods, or the Redis backend's Deferred ones. Implementations
 must be safe to call from several threads and several processes at once.
 Every failure is a `StoreError` (store/errors.py), a `Temporary`.
 
@@ -20,7 +21,9 @@ a path or a key, and raise ValueError (`BadAddress`) for a bad one.
 
 import abc
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+)
 
 from .pushitems import PendingNotification, PushItem
 from .registration import Registration
@@ -164,6 +167,15 @@ class Transfer(abc.ABC):
         Returns how many were queued."""
 
 
+class Reads(NamedTuple):
+    """The reads of a daemon's hot paths: `accounts.get_password`,
+    `accounts.get_last_login`, `push.get_tokens`, each answering with a value
+    or a Deferred of it (the same answers and errors as the roles' methods)."""
+
+    accounts: object
+    push: object
+
+
 @dataclass(frozen=True)
 class Store:
     """One backend's roles over one shared state; `close()` releases it."""
@@ -175,9 +187,9 @@ class Store:
     transfer: Transfer
     registration: Registration
     closer: Callable[[], None] = lambda: None
-    # Whether a read may block for long (a network round trip): daemons then
-    # read in a thread pool; else on the reactor thread (core/inline.py).
-    blocking_reads: bool = True
+    # `reactor_reads(reactor)`: the hot-path reads that may run on the reactor
+    # thread without blocking it; None to read in a thread pool (core/inline.py).
+    reactor_reads: Optional[Callable[[object], "Reads"]] = None
 
     def close(self) -> None:
         self.closer()

@@ -3,7 +3,7 @@ reference relay's layout (docs/storage.md). The send rate limit is not on
 disk: it lives in the memory of the filtermail process (store/memrate.py)."""
 
 from ..memrate import MemorySendRate
-from ..roles import Store
+from ..roles import Reads, Store
 from .accounts import FilesAccounts
 from .layout import Layout
 from .push import FilesPushQueue, FilesTransfer
@@ -18,4 +18,6 @@ def open_files(mailboxes_dir, mail_domain: str, owner: str = "vmail") -> Store:
     queue = QueueDir(layout)
     accounts, push = FilesAccounts(layout, queue), FilesPushQueue(layout, queue)
     return Store("files", accounts, push, MemorySendRate(), FilesTransfer(accounts, push),
-                 FilesRegistration(mailboxes_dir, owner), blocking_reads=False)
+                 FilesRegistration(mailboxes_dir, owner),
+                 # small local files: read inline, cheaper than a thread hand-off
+                 reactor_reads=lambda reactor: Reads(accounts, push))

@@ -1,13 +1,17 @@
 """The Redis backend: one relay's state shared by several hosts (docs/storage.md).
 
-Imported only when `storage` is a redis:// or rediss:// URL."""
+Imported only when `storage` is a redis:// or rediss:// URL. The roles use
+redis-py's synchronous client, from the daemons' thread pools; the hot-path
+reads have a reactor-side client of their own (wire.py, reads.py), except
+over TLS (`rediss://`), where they stay in the pool."""
 
 import redis
 
-from ..roles import Store
+from ..roles import Reads, Store
 from .accounts import RedisAccounts
 from .client import RedisConn, connection_pool, last_login_ttl
 from .push import RedisPushQueue, RedisTransfer
+from .reads import RedisAccountReads, RedisPushReads
 from .registration import RedisRegistration
 from .sendrate import RedisSendRate
 
@@ -16,11 +20,29 @@ __all__ = ["RedisAccounts", "RedisConn", "RedisPushQueue", "RedisSendRate", "Red
 
 
 def open_redis(config) -> Store:
-    client = redis.Redis(connection_pool=connection_pool(config))
+    pool = connection_pool(config)
+    client = redis.Redis(connection_pool=pool)
     conn = RedisConn(client, config.mail_domain, config.redis.key_prefix)
     accounts = RedisAccounts(conn, last_login_ttl(config.expire.delete_inactive_users_after),
                              config.mailboxes_dir)
     push = RedisPushQueue(conn)
+    links = []
+
+    def reactor_reads(reactor) -> Reads:
+        from .wire import RedisLink, endpoint_of, setup_commands  # hiredis: daemons only
+
+        kwargs, timeout = pool.connection_kwargs, config.redis.socket_timeout
+        link = RedisLink(reactor, endpoint_of(reactor, kwargs, timeout), setup_commands(kwargs),
+                         timeout, conn.health)
+        links.append(link)
+        return Reads(RedisAccountReads(conn, link), RedisPushReads(conn, link))
+
+    def close():
+        for link in links:
+            link.close()
+        conn.close()
+
+    tls = issubclass(pool.connection_class, redis.SSLConnection)
     return Store("redis", accounts, push, RedisSendRate(conn),
                  RedisTransfer(accounts, push), RedisRegistration(client, conn.keys.prefix),
-                 conn.close)
+                 close, reactor_reads=None if tls else reactor_reads)

@@ -20,6 +20,23 @@ from .client import RedisConn
 ENFORCE_E2EE = "enforceE2EEincoming"
 
 
+def password_of(fields: dict) -> Optional[str]:
+    """The stored hash from an account's hash fields; None when there are none."""
+    if not fields:
+        return None
+    password = fields.get("password", "")
+    if not password.startswith("{"):
+        raise AccountDamaged("account has no usable password hash")
+    return password
+
+
+def last_login_of(exists, day) -> Optional[int]:
+    """The day from EXISTS of the account and GET of its record."""
+    if not exists:
+        return None
+    return 0 if day is None else int(day)
+
+
 class RedisAccounts(Accounts):
     def __init__(self, conn: RedisConn, last_login_ttl: int, mailboxes_dir=None):
         self.conn = conn
@@ -30,13 +47,7 @@ class RedisAccounts(Accounts):
     def get_password(self, addr: str) -> Optional[str]:
         key = self.keys.account(self.conn.check(addr))
         with self.conn.guard() as r:
-            fields = r.hgetall(key)
-        if not fields:
-            return None
-        password = fields.get("password", "")
-        if not password.startswith("{"):
-            raise AccountDamaged("account has no usable password hash")
-        return password
+            return password_of(r.hgetall(key))
 
     def create_account(self, addr: str, password_hash: str, now: float) -> str:
         return self.create(addr, password_hash, day_of(now), True)[1]
@@ -61,9 +72,7 @@ class RedisAccounts(Accounts):
             pipe = r.pipeline(transaction=False)
             exists, day = pipe.exists(self.keys.account(addr)).get(
                 self.keys.last_login(addr)).execute()
-        if not exists:
-            return None
-        return 0 if day is None else int(day)
+        return last_login_of(exists, day)
 
     def set_last_login(self, addr: str, day: int) -> bool:
         addr = self.conn.check(addr)

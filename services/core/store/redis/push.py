@@ -26,6 +26,23 @@ def _seconds(value: float) -> str:
     return repr(float(value))
 
 
+def token_times_of(raw: dict) -> Dict[str, float]:
+    """token -> time set, from the token hash's fields."""
+    times = {}
+    for token, ts in raw.items():
+        try:
+            times[token] = float(ts)
+        except ValueError:
+            pass  # damaged: dropped by the next add
+    return times
+
+
+def fresh_tokens(times: Dict[str, float], now: float, max_age: float) -> list:
+    """The tokens younger than `max_age`, newest first."""
+    fresh = [t for t, ts in times.items() if now - ts < max_age]
+    return sorted(fresh, key=lambda t: times[t], reverse=True)
+
+
 class RedisPushQueue(PushQueue):
     def __init__(self, conn: RedisConn):
         self.conn = conn
@@ -35,19 +52,10 @@ class RedisPushQueue(PushQueue):
     def token_times(self, addr) -> Dict[str, float]:
         key = self.keys.tokens(self.conn.check(addr))
         with self.conn.guard() as r:
-            raw = r.hgetall(key)
-        times = {}
-        for token, ts in raw.items():
-            try:
-                times[token] = float(ts)
-            except ValueError:
-                pass  # damaged: dropped by the next add
-        return times
+            return token_times_of(r.hgetall(key))
 
     def get_tokens(self, addr, now, max_age):
-        times = self.token_times(addr)
-        fresh = [t for t, ts in times.items() if now - ts < max_age]
-        return sorted(fresh, key=lambda t: times[t], reverse=True)
+        return fresh_tokens(self.token_times(addr), now, max_age)
 
     def add_token(self, addr, token, now, max_age, max_tokens):
         addr = self.conn.check(addr)
