@@ -113,3 +113,30 @@ def test_systemd_socket_activation(tmp_path):
         proc.terminate()
         proc.wait(timeout=20)
         listener.close()
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_daemons_without_tls_connections_run_without_pyopenssl(tmp_path):
+    """launch.py: doveauth, lastlogin and filtermail leave pyOpenSSL (and with
+    it cryptography's bindings) out of memory; metadata, which POSTs over
+    HTTPS, has them, which shows the check sees them when they are there."""
+    config = write_config(
+        tmp_path, lastlogin={"listen": f"unix:{tmp_path}/lastlogin.socket"},
+        metadata={"listen": f"unix:{tmp_path}/metadata.socket"},
+        filtermail={"incoming": {"listen": f"unix:{tmp_path}/incoming.socket",
+                                 "reinject": "tcp:127.0.0.1:10026"}})
+    runs = [("doveauth", [], "auth.socket", False), ("lastlogin", [], "lastlogin.socket", False),
+            ("filtermail", ["incoming"], "incoming.socket", False),
+            ("metadata", [], "metadata.socket", True)]
+    for name, extra, socket_name, has_tls in runs:
+        proc = subprocess.Popen([BIN / f"chatmail-{name}", "--config", config, *extra],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for_path(tmp_path / socket_name, proc)
+            assert ("/cryptography/" in mapped_files(proc.pid)) is has_tls, name
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
