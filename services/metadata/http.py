@@ -3,8 +3,8 @@
 One `Agent` with a persistent connection pool (as many idle connections as
 the notifier may have requests in flight), TLS verified like a browser does
 (hostname and chain) against the system CAs plus, for a private endpoint,
-`metadata.notify_ca_file`. Each request is cancelled after
-`metadata.notify_timeout` seconds. The body is the token as UTF-8 text, as
+`metadata.notify_ca_file`, read once at start. Each request is cancelled
+after `metadata.notify_timeout` seconds. The body is the token as UTF-8 text, as
 notifications.delta.chat expects; the answer is the HTTP status code.
 """
 
@@ -17,7 +17,7 @@ from twisted.web.client import (
     Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, PartialDownloadError, readBody,
 )
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IPolicyForHTTPS
 from zope.interface import implementer
 
 HEADERS = {b"Content-Type": [b"text/plain; charset=utf-8"],
@@ -63,6 +63,26 @@ class _Body:
         pass
 
 
+@implementer(IPolicyForHTTPS)
+class _OneCreatorPerHost:
+    """A policy's TLS connection creator, made once per host and port.
+
+    Agent asks for one on every request, even one that goes out on a pooled
+    connection, and each new creator builds an SSL context and loads the CA
+    certificates again: 15 % of the reactor's time in a backlog drain
+    (bench/README.md). A creator is made to be reused for every connection
+    to its host."""
+
+    def __init__(self, policy):
+        self.policy, self.creators = policy, {}
+
+    def creatorForNetloc(self, hostname, port):
+        creator = self.creators.get((hostname, port))
+        if creator is None:
+            creator = self.creators[hostname, port] = self.policy.creatorForNetloc(hostname, port)
+        return creator
+
+
 class _QuietPool(HTTPConnectionPool):
     """Connection pool whose factories do not log every connection they start."""
 
@@ -79,8 +99,8 @@ class HttpPoster:
         pool.maxPersistentPerHost = concurrency
         trust = SystemAndFileTrust(ca_file) if ca_file else platformTrust()
         self.pool = pool
-        self.agent = Agent(reactor, BrowserLikePolicyForHTTPS(trust), pool=pool,
-                           connectTimeout=timeout)
+        self.agent = Agent(reactor, _OneCreatorPerHost(BrowserLikePolicyForHTTPS(trust)),
+                           pool=pool, connectTimeout=timeout)
 
     def post(self, token: str) -> defer.Deferred:
         """POST the token; fires with the status code, fails on timeout or error."""

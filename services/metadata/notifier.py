@@ -48,6 +48,8 @@ class Notifier(Service):
         self._claiming = False
         self._again = False
         self._timer = None
+        self._completing = []  # done, not yet removed from the queue
+        self._removing = False
 
     def startService(self):
         super().startService()
@@ -153,8 +155,34 @@ class Notifier(Service):
         NOTIFICATIONS.labels(outcome).inc()
         if outcome == "dropped":
             self.log.error("notification dropped: not delivered before its deadline")
-        d = self.pool.run(self.store.complete_push, item)
+        self._completing.append(item)
+        if not self._removing:
+            self._remove_completed()
+
+    def _remove_completed(self) -> None:
+        """Remove the done items from the queue in one pool call; the ones done
+        meanwhile wait for the next (one thread hand-off for many in a drain)."""
+        items, self._completing = self._completing, []
+        self._removing = True
+        d = self.pool.run(self._complete_each, items)
         d.addErrback(self._store_failed, "complete")
+        d.addBoth(self._removed)
+
+    def _removed(self, _):
+        self._removing = False
+        if self._completing:
+            self._remove_completed()
+
+    def _complete_each(self, items) -> None:
+        """In the pool: every item is tried; then the first failure is raised."""
+        failure = None
+        for item in items:
+            try:
+                self.store.complete_push(item)
+            except Exception as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
 
     # -- failures: logged, and the loop goes on ------------------------------
     def _store_failed(self, failure, what: str) -> None:

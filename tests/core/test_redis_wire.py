@@ -11,7 +11,6 @@ import time
 
 import pytest
 from twisted.internet import defer
-from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -23,33 +22,12 @@ from chatmail_services.core.store import AccountDamaged, StoreError, StoreUnavai
 from chatmail_services.core.store.redis.client import Health
 from chatmail_services.core.store.redis.wire import RedisLink, encode
 
+from ..ownreactor import on_reactor
 from ..redisserver import RedisServer
 
 DOMAIN = "chat.example.org"
 HASH = "{SHA512-CRYPT}$6$salt$hash"
 DAY = 86400
-
-
-def on_reactor(fn, timeout=20.0):
-    """Run `fn(reactor)` on a fresh epoll reactor until the Deferred it returns
-    fires; its result, or its exception raised here."""
-    reactor, out = EPollReactor(), []
-
-    def start():
-        d = defer.maybeDeferred(fn, reactor)
-        d.addBoth(out.append).addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.callLater(timeout, reactor.stop)
-    try:
-        reactor.run(installSignalHandlers=False)
-    finally:
-        reactor.waker.connectionLost(None)
-        reactor._poller.close()
-    assert out, f"no answer within {timeout} s"
-    if isinstance(out[0], defer.Failure):
-        out[0].raiseException()
-    return out[0]
 
 
 def read_all(store, calls):

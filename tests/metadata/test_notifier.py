@@ -197,3 +197,65 @@ def test_a_poster_bug_never_stops_the_notifier(push):
     p.clock.advance(10)
     assert p.poster.posted == ["tok", "tok"]
     assert p.queued() == []
+
+
+class HeldPool:
+    """A pool whose calls wait until the test lets them run (`release`)."""
+
+    def __init__(self):
+        self.pending = []
+
+    def run(self, fn, *args):
+        from twisted.internet import defer
+
+        d = defer.Deferred()
+        self.pending.append((d, fn, args))
+        return d
+
+    def release(self):
+        d, fn, args = self.pending.pop(0)
+        try:
+            d.callback(fn(*args))
+        except Exception as e:
+            d.errback(e)
+
+
+def test_items_done_while_a_removal_runs_are_removed_together_in_one_call(push):
+    from chatmail_services.metadata.notifier import Notifier
+
+    p = push()
+    for i, token in enumerate(["a", "b", "c"]):
+        p.store.add_token(p.addr, token, T0 - 10 + i, 90 * 86400, 16)
+    p.policy.message_new(p.addr, p.clock.seconds())
+    pool = HeldPool()
+    p.notifier = Notifier(p.policy, p.store, pool, p.poster, p.clock, p.config.metadata)
+    p.poster.script = [200, 200, 200]
+    p.notifier.startService()
+    pool.release()  # the claim: three POSTs, answered 200 at once
+    assert sorted(p.poster.posted) == ["a", "b", "c"]
+    removals = [args for _, fn, args in pool.pending if fn == p.notifier._complete_each]
+    assert [len(items) for (items,) in removals] == [1]  # the first at once, two wait
+    pool.release()
+    removals = [args for _, fn, args in pool.pending if fn == p.notifier._complete_each]
+    assert [len(items) for (items,) in removals] == [2]
+    pool.release()
+    while pool.pending:  # claims woken by the finished sends: nothing left
+        pool.release()
+    assert p.queued() == []
+
+
+def test_one_failed_removal_does_not_keep_the_others(push):
+    p = push()
+    done, tried = [], []
+
+    class OneBroken:
+        def complete_push(self, item):
+            tried.append(item)
+            if item == "bad":
+                raise OSError("disk on fire")
+            done.append(item)
+
+    p.notifier.store = OneBroken()
+    with pytest.raises(OSError):
+        p.notifier._complete_each(["bad", "good1", "good2"])
+    assert tried == ["bad", "good1", "good2"] and done == ["good1", "good2"]
