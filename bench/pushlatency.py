@@ -8,6 +8,8 @@ with one device token each (IMAP LOGIN + SETMETADATA), then delivers
 `--rounds` messages to every account over LMTP from `--concurrency` threads.
 A round's deliveries all end before the next round starts, so each account
 has at most one notification in flight and POSTs match deliveries in order.
+`--warmup N` rounds go first and are not counted (default 0: the first
+POSTs open the notifier's HTTPS connections, which it then keeps).
 
 Latency = the sink's arrival time of the POST minus the time `sendmail()`
 returned (Dovecot's final 250). It can be negative: Dovecot runs the Lua
@@ -76,6 +78,11 @@ def run(args, base, ca_dir):
         with ThreadPoolExecutor(args.concurrency) as ex:
             list(ex.map(lambda a: register(relay, a), accounts))
         sender = f"sender000@{relay.mail_domain}"
+        with ThreadPoolExecutor(args.concurrency) as ex:
+            for _ in range(args.warmup):
+                list(ex.map(lambda a: deliver(relay, a, sender), accounts))
+        warm = args.warmup * len(accounts)
+        sink.wait_for(lambda p: len(p) >= warm, timeout=120)
         ends = []
         started = time.time()
         with ThreadPoolExecutor(args.concurrency) as ex:
@@ -83,7 +90,7 @@ def run(args, base, ca_dir):
                 ends += ex.map(lambda a: deliver(relay, a, sender), accounts)
         elapsed = time.time() - started
         total = len(ends)
-        posts = sink.wait_for(lambda p: len(p) >= total, timeout=120)
+        posts = sink.wait_for(lambda p: len(p) >= warm + total, timeout=120)[warm:]
     finally:
         relay.stop()
         sink.stop()
@@ -95,7 +102,7 @@ def run(args, base, ca_dir):
         at = arrivals[addr].pop(0)
         after_end.append(at - end)
         after_start.append(at - start)
-    return {"deliveries": total, "concurrency": args.concurrency,
+    return {"deliveries": total, "concurrency": args.concurrency, "warmup_rounds": args.warmup,
             "deliveries_per_s": round(total / elapsed, 1), "posts": len(posts),
             "latency_ms": _stats(after_end), "from_mail_from_ms": _stats(after_start)}
 
@@ -110,6 +117,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--accounts", type=int, default=100)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=0, help="rounds delivered first, not counted")
     p.add_argument("--concurrency", type=int, default=10, help="parallel LMTP deliveries")
     args = p.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="pushlatency-", dir="/tmp"))

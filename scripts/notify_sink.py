@@ -93,6 +93,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """Many connections at once, as the real service takes them: a listen
+    backlog of 128 (socketserver's 5 drops the SYNs of a notifier opening
+    its connections together, each retried a second later) and the TLS
+    handshake in each connection's own thread, not in the accept loop."""
+
+    request_queue_size = 128
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, address, handler, context):
+        self.context = context
+        super().__init__(address, handler)
+
+    def get_request(self):
+        sock, address = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False), address
+
+
 class NotifySink:
     def __init__(self, port: int, ca_dir: Path, log_file=None):
         self.port = port
@@ -109,12 +129,9 @@ class NotifySink:
         return f"https://localhost:{self.port}/notify"
 
     def start(self) -> "NotifySink":
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_file, self.key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", self.port), _Handler, context)
         server.sink = self
         self.server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
