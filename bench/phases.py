@@ -192,13 +192,17 @@ def fill_backlog(side, prefix):
             "from services.core.store import open_store\n"
             "store = open_store(load_config(sys.argv[1])); now = time.time()\n"
             "tokens = [f'{sys.argv[2]}{i}' for i in range(int(sys.argv[3]))]\n"
-            "store.push.enqueue_push('backlog01@chat.example.org', tokens, now, now + 3600)\n")
+            "addr = 'backlog01@chat.example.org'  # Redis queues nothing without the account\n"
+            "store.accounts.create_account(addr, '{SHA512-CRYPT}$6$bench$x', now)\n"
+            "assert store.push.enqueue_push(addr, tokens, now, now + 3600) == len(tokens)\n")
     subprocess.run([side.python(), "-c", code, str(side.config), prefix, str(BACKLOG)],
                    check=True, timeout=600)
 
 
-def push_latency(python):
+def push_latency(python, storage="files"):
     """bench/pushlatency.py (ours only: it starts our whole local relay)."""
+    extra = [] if storage == "files" else ["--storage", storage]
     result = run_json([python, str(BENCH / "pushlatency.py"), "--accounts", "100",
-                       "--rounds", "5", "--concurrency", "10"], "pushlatency", timeout=1200)
+                       "--rounds", "5", "--concurrency", "10", *extra], "pushlatency",
+                      timeout=1200)
     return {"push_p99_ms": result["latency_ms"]["p99"], "push_p50_ms": result["latency_ms"]["p50"]}

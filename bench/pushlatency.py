@@ -8,6 +8,8 @@ with one device token each (IMAP LOGIN + SETMETADATA), then delivers
 `--rounds` messages to every account over LMTP from `--concurrency` threads.
 A round's deliveries all end before the next round starts, so each account
 has at most one notification in flight and POSTs match deliveries in order.
+`--storage redis://...` runs the relay on that Redis instead of the files
+store (FLUSHDB it first: the accounts are created anew).
 `--warmup N` rounds go first and are not counted (default 0: the first
 POSTs open the notifier's HTTPS connections, which it then keeps).
 
@@ -69,9 +71,11 @@ def run(args, base, ca_dir):
     for f in ca_dir.iterdir():
         f.chmod(0o644)
     # The load guard would refuse the accounts on a busy benchmark host.
-    relay = LocalRelay(base, overrides={
-        "metadata": {"notify_url": sink.url, "notify_ca_file": str(sink.ca_file)},
-        "doveauth": {"max_load_1m": 1000}})
+    overrides = {"metadata": {"notify_url": sink.url, "notify_ca_file": str(sink.ca_file)},
+                 "doveauth": {"max_load_1m": 1000}}
+    if args.storage:
+        overrides["storage"] = args.storage
+    relay = LocalRelay(base, overrides=overrides)
     relay.start()
     try:
         accounts = [f"bench{i:04d}@{relay.mail_domain}" for i in range(args.accounts)]
@@ -103,6 +107,7 @@ def run(args, base, ca_dir):
         after_end.append(at - end)
         after_start.append(at - start)
     return {"deliveries": total, "concurrency": args.concurrency, "warmup_rounds": args.warmup,
+            "storage": args.storage or "files",
             "deliveries_per_s": round(total / elapsed, 1), "posts": len(posts),
             "latency_ms": _stats(after_end), "from_mail_from_ms": _stats(after_start)}
 
@@ -118,6 +123,7 @@ def main(argv=None):
     p.add_argument("--accounts", type=int, default=100)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=0, help="rounds delivered first, not counted")
+    p.add_argument("--storage", help="the relay's `storage` (default: the files store)")
     p.add_argument("--concurrency", type=int, default=10, help="parallel LMTP deliveries")
     args = p.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="pushlatency-", dir="/tmp"))

@@ -132,9 +132,10 @@ def _listening(endpoint):
 class Ours(Side):
     name = "ours"
 
-    def __init__(self, workdir, sink, bindir: Path):
+    def __init__(self, workdir, sink, bindir: Path, storage: str = "files"):
         super().__init__(workdir, sink)
         self.bindir = Path(bindir)
+        self.storage = storage
         self.config = self.dir / "chatmail.yaml"
         self.config.write_text(self._yaml())
 
@@ -142,6 +143,7 @@ class Ours(Side):
         p, d = self.ports, self.dir
         return f"""mail_domain: {DOMAIN}
 mailboxes_dir: {self.mail}
+storage: "{self.storage}"
 doveauth: {{listen: "unix:{d}/doveauth.socket", nocreate_file: {d}/nocreate,
            max_load_1m: 1000, min_available_memory: 0, min_free_disk_space: 0}}
 lastlogin: {{listen: "unix:{d}/lastlogin.socket"}}
