@@ -21,6 +21,8 @@ keeps a 25 MB message from costing hundreds of MB.
 
 import base64
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -140,28 +142,22 @@ def headers_to_sign(headers) -> list:
 
 
 def load_signing_key(path: str):
-    """(algorithm, key in dkimpy's format) from a PEM file (RSA or Ed25519)
-    or a dkimpy/`dknewkey` Ed25519 file (the base64 seed)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
+    """(algorithm, key in dkimpy's format) from a PEM file (RSA or Ed25519,
+    converted in a child process: pemkey.py says why) or a dkimpy/`dknewkey`
+    Ed25519 file (the base64 seed)."""
     data = Path(path).read_bytes()
     if b"-----BEGIN" not in data:
         seed = base64.b64decode(data.strip(), validate=True)
         if len(seed) != 32:
             raise ValueError(f"{path}: not a PEM key nor a base64 Ed25519 seed")
         return b"ed25519-sha256", base64.b64encode(seed)
-    key = serialization.load_pem_private_key(data, password=None)
-    if isinstance(key, rsa.RSAPrivateKey):
-        pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-        return b"rsa-sha256", pem
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption())
-        return b"ed25519-sha256", base64.b64encode(raw)
-    raise ValueError(f"{path}: only RSA and Ed25519 keys can sign DKIM")
+    done = subprocess.run([sys.executable, "-m", "chatmail_services.filtermail.pemkey", path],
+                          capture_output=True, timeout=60)
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"]
+        raise ValueError(f"{path}: {why[-1]}")
+    algorithm, _, key = done.stdout.partition(b"\n")
+    return algorithm, key
 
 
 class DkimSigner:

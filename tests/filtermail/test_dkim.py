@@ -1,5 +1,7 @@
 """DKIM signing and strict-alignment verification with dkimpy, keys made per session."""
 
+import subprocess
+
 import dkim
 import pytest
 from twisted.internet import defer
@@ -218,3 +220,20 @@ def test_cache_is_bounded():
 def test_parse_nameservers():
     assert parse_nameservers(["127.0.0.1:5353", "10.0.0.1", "[::1]:53", "::1"]) == [
         ("127.0.0.1", 5353), ("10.0.0.1", 53), ("::1", 53), ("::1", 53)]
+
+
+def test_a_pem_key_is_converted_in_a_child_process_and_errors_name_the_file(tmp_path):
+    from chatmail_services.filtermail.dkimcheck import load_signing_key
+
+    rsa_path, _ = make_dkim_key(tmp_path, "rsa", "rsa")
+    algorithm, pem = load_signing_key(str(rsa_path))
+    assert algorithm == b"rsa-sha256" and pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ValueError, match=f"^{garbage}: "):
+        load_signing_key(str(garbage))
+    ec = tmp_path / "ec.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(ec)], check=True, capture_output=True)
+    with pytest.raises(ValueError, match="only RSA and Ed25519 keys can sign DKIM"):
+        load_signing_key(str(ec))
