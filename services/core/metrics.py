@@ -1,32 +1,14 @@
-"""Prometheus metrics: the /metrics resource every daemon can expose.
+"""Prometheus metrics: what the daemons count with, cheaply.
 
 Metrics are defined by the daemons next to the code that counts them, in
 prometheus_client's default registry; exposition is prometheus_client's own
-(never hand-built text). No metric carries a per-user label.
+(never hand-built text), served by core/website.py. No metric carries a
+per-user label.
 """
 
 import time
 
 from twisted.internet.defer import Deferred
-from twisted.web.resource import Resource
-from twisted.web.server import Site
-
-
-class QuietSite(Site):
-    """A Site without the access log: it would write client IPs to the journal."""
-
-    noisy = False
-
-    def log(self, request):
-        pass
-
-
-def metrics_site() -> Site:
-    from prometheus_client.twisted import MetricsResource
-
-    root = Resource()
-    root.putChild(b"metrics", MetricsResource())
-    return QuietSite(root)
 
 
 class LastSuccess:

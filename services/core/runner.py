@@ -30,7 +30,6 @@ from .configschema import DEFAULT_BACKLOG
 from .dictproto import DictServerFactory
 from .entry import EXIT_USAGE, add_config_argument, console, load_or_report
 from .logsafe import one_line
-from .metrics import metrics_site
 
 log = Logger()
 
@@ -149,6 +148,8 @@ class Daemon(MultiService):
         """Listen with `factory`, and serve /metrics on `metrics` when it is set."""
         svc = self.listen(description, factory, name)
         if metrics:
+            from .website import metrics_site  # twisted.web only when it serves
+
             self.listen(metrics, metrics_site(), "metrics")
         return svc
 

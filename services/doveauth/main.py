@@ -11,7 +11,6 @@ from ..core.inline import store_reads
 from ..core.runner import Daemon, _endpoint, daemon_main
 from ..core.store import open_store
 from .dictfront import AuthDict
-from .httpfront import auth_site
 from .policy import AccountPolicy
 
 
@@ -26,7 +25,9 @@ def make_service(config, reactor, args=None) -> Daemon:
                            reads=store_reads(store, pool, reactor).accounts)
     daemon.serve_dict(settings, AuthDict(policy, pool, create_pool))
     http_listen = getattr(args, "http_listen", None) or settings.http_listen
-    if http_listen:
+    if http_listen:  # Dovecot 2.4; twisted.web is loaded only then
+        from .httpfront import auth_site
+
         daemon.listen(http_listen, auth_site(policy, pool, create_pool, reactor), "http")
     return daemon
 

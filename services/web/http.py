@@ -30,7 +30,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ..core.failures import Refused, Temporary
-from ..core.metrics import QuietSite, timed
+from ..core.metrics import timed
+from ..core.website import QuietSite
 from ..core.store import StoreError
 from .policy import BUSY, MAX_TOKEN_LENGTH
 
