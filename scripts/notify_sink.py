@@ -112,6 +112,12 @@ class _Server(http.server.ThreadingHTTPServer):
         return self.context.wrap_socket(sock, server_side=True,
                                         do_handshake_on_connect=False), address
 
+    def handle_error(self, request, client_address):
+        # A client that refused our certificate or went away mid-handshake:
+        # no traceback on stderr (the accept loop used to drop these quietly).
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            super().handle_error(request, client_address)
+
 
 class NotifySink:
     def __init__(self, port: int, ca_dir: Path, log_file=None):
