@@ -7,6 +7,7 @@
 #
 #   PY_SPY=/path/to/py-spy bench/profile_daemons.sh [SECONDS] [OUT_DIR]
 # PY_SPY_ARGS=--gil samples only the thread holding the GIL (Python CPU, no syscalls).
+# STORAGE=redis://127.0.0.1:6379/0 runs the daemons on that Redis (FLUSHDB it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -18,6 +19,7 @@ source bench/lib.sh
 cat > "$out/chatmail.yaml" <<YAML
 mail_domain: chat.example.org
 mailboxes_dir: $out/mail
+storage: "${STORAGE:-files}"
 doveauth: {listen: "unix:$out/doveauth.socket", nocreate_file: $out/nocreate,
            max_load_1m: 1000, min_available_memory: 0, min_free_disk_space: 0}
 lastlogin: {listen: "unix:$out/lastlogin.socket"}
