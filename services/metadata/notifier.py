@@ -164,7 +164,7 @@ class Notifier(Service):
         meanwhile wait for the next (one thread hand-off for many in a drain)."""
         items, self._completing = self._completing, []
         self._removing = True
-        d = self.pool.run(self._complete_each, items)
+        d = self.pool.run(self.store.complete_pushes, items)
         d.addErrback(self._store_failed, "complete")
         d.addBoth(self._removed)
 
@@ -172,17 +172,6 @@ class Notifier(Service):
         self._removing = False
         if self._completing:
             self._remove_completed()
-
-    def _complete_each(self, items) -> None:
-        """In the pool: every item is tried; then the first failure is raised."""
-        failure = None
-        for item in items:
-            try:
-                self.store.complete_push(item)
-            except Exception as e:
-                failure = failure or e
-        if failure is not None:
-            raise failure
 
     # -- failures: logged, and the loop goes on ------------------------------
     def _store_failed(self, failure, what: str) -> None:

@@ -162,6 +162,34 @@ def test_completed_items_are_gone(store):
     assert store.push.claim_push(NOW + 1000, 10, 30) == ([], None)
 
 
+def test_several_completed_at_once_are_gone(store):
+    store.push.enqueue_push(ADDR, ["a", "b", "c"], NOW, NOW + 100)
+    items, _ = store.push.claim_push(NOW, 10, 30)
+    store.push.complete_pushes(items[:2])
+    store.push.complete_pushes([])
+    left, _ = store.push.claim_push(NOW + 1000, 10, 30)
+    assert [i.token for i in left] == [items[2].token]
+
+
+def test_one_failed_completion_does_not_keep_the_others(store, monkeypatch):
+    from chatmail_services.core.store.roles import PushQueue
+
+    store.push.enqueue_push(ADDR, ["a", "b", "c"], NOW, NOW + 100)
+    items, _ = store.push.claim_push(NOW, 10, 30)
+    real = store.push.complete_push
+
+    def broken_for_the_first(item):  # fault injection into the role's own method
+        if item is items[0]:
+            raise OSError("disk on fire")
+        real(item)
+
+    monkeypatch.setattr(store.push, "complete_push", broken_for_the_first)
+    with pytest.raises(OSError):
+        PushQueue.complete_pushes(store.push, items)  # the default: one by one
+    left, _ = store.push.claim_push(NOW + 1000, 10, 30)
+    assert [i.token for i in left] == [items[0].token]
+
+
 def test_enqueue_of_no_tokens_queues_nothing(store):
     assert store.push.enqueue_push(ADDR, [], NOW, NOW + 100) == 0
     assert store.push.claim_push(NOW, 10, 30) == ([], None)

@@ -233,29 +233,12 @@ def test_items_done_while_a_removal_runs_are_removed_together_in_one_call(push):
     p.notifier.startService()
     pool.release()  # the claim: three POSTs, answered 200 at once
     assert sorted(p.poster.posted) == ["a", "b", "c"]
-    removals = [args for _, fn, args in pool.pending if fn == p.notifier._complete_each]
+    removals = [args for _, fn, args in pool.pending if fn == p.store.complete_pushes]
     assert [len(items) for (items,) in removals] == [1]  # the first at once, two wait
     pool.release()
-    removals = [args for _, fn, args in pool.pending if fn == p.notifier._complete_each]
+    removals = [args for _, fn, args in pool.pending if fn == p.store.complete_pushes]
     assert [len(items) for (items,) in removals] == [2]
     pool.release()
     while pool.pending:  # claims woken by the finished sends: nothing left
         pool.release()
     assert p.queued() == []
-
-
-def test_one_failed_removal_does_not_keep_the_others(push):
-    p = push()
-    done, tried = [], []
-
-    class OneBroken:
-        def complete_push(self, item):
-            tried.append(item)
-            if item == "bad":
-                raise OSError("disk on fire")
-            done.append(item)
-
-    p.notifier.store = OneBroken()
-    with pytest.raises(OSError):
-        p.notifier._complete_each(["bad", "good1", "good2"])
-    assert tried == ["bad", "good1", "good2"] and done == ["good1", "good2"]

@@ -121,6 +121,18 @@ class PushQueue(abc.ABC):
     def complete_push(self, item: PushItem) -> None:
         """Remove a claimed item for good (delivered, token gone, or dropped)."""
 
+    def complete_pushes(self, items: Sequence[PushItem]) -> None:
+        """`complete_push` for several items, each one tried; then the first
+        failure is raised. A backend may do it in one round trip."""
+        failure = None
+        for item in items:
+            try:
+                self.complete_push(item)
+            except Exception as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
     @abc.abstractmethod
     def iter_pending_notifications(self) -> Iterator[PendingNotification]:
         """The persistent push notification queue, streamed, in no order."""
