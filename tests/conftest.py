@@ -53,6 +53,27 @@ class InlinePool:
         return defer.maybeDeferred(fn, *args, **kwargs)
 
 
+class HeldPool:
+    """Stand-in for a thread pool whose work waits until the test lets it
+    run (`release`), like threads busy hashing or writing: each call is kept
+    in `pending` as (Deferred, fn, args)."""
+
+    def __init__(self):
+        self.pending = []
+
+    def run(self, fn, *args):
+        d = defer.Deferred()
+        self.pending.append((d, fn, args))
+        return d
+
+    def release(self):
+        d, fn, args = self.pending.pop(0)
+        try:
+            d.callback(fn(*args))
+        except Exception as e:
+            d.errback(e)
+
+
 @pytest.fixture
 def inline_pool():
     return InlinePool()

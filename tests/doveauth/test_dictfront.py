@@ -12,6 +12,7 @@ from chatmail_services.doveauth.dictfront import AuthDict
 from chatmail_services.doveauth.lookups import AccountLookups
 from chatmail_services.doveauth.policy import AccountPolicy
 
+from ..conftest import HeldPool
 from .test_policy import FixedProbe
 
 
@@ -96,21 +97,6 @@ def test_store_failure_answers_f_not_n(wire, new_addr, tmp_path):
     addr = new_addr()
     (tmp_path / "mail").write_text("not a directory")  # creation cannot succeed
     assert wire(passdb_key("secret-password", addr)) == "Ftemporary failure, try again later\n"
-
-
-class HeldPool:
-    """Stand-in for the creation thread pool whose work never finishes in the
-    test, like threads busy hashing during a burst of first logins."""
-
-    def __init__(self):
-        self.pending = []
-
-    def run(self, fn, *args):
-        from twisted.internet import defer
-
-        d = defer.Deferred()
-        self.pending.append((d, fn, args))
-        return d
 
 
 def policy_with_account(make_config, new_addr):

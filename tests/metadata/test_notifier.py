@@ -5,6 +5,7 @@ from twisted.internet import error
 
 from chatmail_services.metadata.notifier import retry_delay
 
+from ..conftest import HeldPool
 from .conftest import T0
 
 HOUR = 3600
@@ -197,27 +198,6 @@ def test_a_poster_bug_never_stops_the_notifier(push):
     p.clock.advance(10)
     assert p.poster.posted == ["tok", "tok"]
     assert p.queued() == []
-
-
-class HeldPool:
-    """A pool whose calls wait until the test lets them run (`release`)."""
-
-    def __init__(self):
-        self.pending = []
-
-    def run(self, fn, *args):
-        from twisted.internet import defer
-
-        d = defer.Deferred()
-        self.pending.append((d, fn, args))
-        return d
-
-    def release(self):
-        d, fn, args = self.pending.pop(0)
-        try:
-            d.callback(fn(*args))
-        except Exception as e:
-            d.errback(e)
 
 
 def test_items_done_while_a_removal_runs_are_removed_together_in_one_call(push):
