@@ -125,6 +125,22 @@ def format_iter_row(key: str, value: str) -> str:
 ITER_END = ""
 
 
+def render_lookup(value: Optional[str]) -> str:
+    """A lookup's answer: `O<value>`, or `N` for not found (None)."""
+    return format_not_found() if value is None else "O" + tabescape(value)
+
+
+def render_rows(rows, max_rows: int) -> str:
+    """An iteration's answer: a row per line (at most max_rows, if set), then the end."""
+    lines = []
+    for key, value in rows:
+        if max_rows and len(lines) >= max_rows:
+            break
+        lines.append(format_iter_row(key, value))
+    lines.append(ITER_END)
+    return "\n".join(lines)
+
+
 def split_auth_key(rest: str) -> Tuple[str, ...]:
     """Split `<pw>"<user>` as written by Dovecot's %E: `"` separates, `\\` escapes."""
     if "\\" not in rest:  # nothing escaped (most keys): split in C

@@ -7,6 +7,7 @@ This module guarantees the wire behaviour docs/dict-protocol.md describes:
 - replies go out in request order, even when a handler answers later
   (its result is a Deferred, e.g. from a thread pool); a plain value is
   written at once when no earlier reply is pending (no Deferred made);
+- the replies to one read leave in one send before the reactor's next turn;
 - transactions are per connection (ids repeat across connections) and their
   changes reach the handler only at commit; rollback or a lost connection
   discards them;
@@ -18,7 +19,6 @@ This module guarantees the wire behaviour docs/dict-protocol.md describes:
 """
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
@@ -41,8 +41,7 @@ class DictFailure(Exception):
 
 
 class Change(NamedTuple):
-    """One change of a transaction: op is 'set', 'unset' or 'inc' (a tuple:
-    three per login on lastlogin's path, where a frozen dataclass costs more)."""
+    """One change of a transaction: op is 'set', 'unset' or 'inc'."""
 
     op: str
     key: str
@@ -65,13 +64,11 @@ class DictHandler:
         raise DictFailure("this dict is read-only")
 
 
-# Bounds that keep one connection from growing without limit.
-MAX_TRANSACTIONS = 256
+MAX_TRANSACTIONS = 256  # these two keep one connection from growing without limit
 MAX_CHANGES = 4096
 
 
-@dataclass
-class _Transaction:
+class _Transaction(NamedTuple):
     user: str
     changes: list
 
@@ -91,13 +88,19 @@ class DictServerProtocol(Protocol):
         self._discarding = False
         self._replies = deque()
         self._transactions = {}
-        self._read_closed = False
+        self._read_closed = self._batching = self._unsent = False  # _batching: in dataReceived
 
     # -- framing -----------------------------------------------------------
     # Twisted's LineOnlyReceiver stops reading a whole chunk at an overlong
     # line and drops the lines after it; here an overlong line is answered
     # with F and skipped, and the lines around it are still served.
     def dataReceived(self, data: bytes) -> None:
+        self._batching = True  # a handler's bug loses the connection: no finally
+        self._frame(data)
+        self._batching = False
+        self._push()
+
+    def _frame(self, data: bytes) -> None:
         self._buffer += data
         while not self.transport.disconnecting:
             line, sep, rest = self._buffer.partition(b"\n")
@@ -158,7 +161,7 @@ class DictServerProtocol(Protocol):
 
     def cmd_L(self, cmd):
         user = cmd.arg(1, self.hello_user)
-        self._answer(self.handler.lookup, cmd.args[0], user, render=_render_lookup)
+        self._answer(self.handler.lookup, cmd.args[0], user, render=codec.render_lookup)
 
     def cmd_I(self, cmd):
         if len(cmd.args) >= 3:  # 2.3+: flags, max rows, path, user
@@ -171,7 +174,7 @@ class DictServerProtocol(Protocol):
         except ValueError:
             raise codec.DictProtocolError("iterate flags and max rows must be numbers")
         self._answer(self.handler.iterate, path, user, flags, max_rows,
-                     render=lambda rows: _render_rows(rows, max_rows))
+                     render=lambda rows: codec.render_rows(rows, max_rows))
 
     def cmd_B(self, cmd):
         tid = cmd.args[0]
@@ -268,22 +271,19 @@ class DictServerProtocol(Protocol):
     def _send(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.disconnecting:
             self.transport.write(data)
+            self._unsent = True
+        if not self._batching:
+            self._push()
         if self._read_closed and not self._replies:
             self.transport.loseConnection()
 
-
-def _render_lookup(value: Optional[str]) -> str:
-    return codec.format_not_found() if value is None else "O" + codec.tabescape(value)
-
-
-def _render_rows(rows, max_rows: int) -> str:
-    lines = []
-    for key, value in rows:
-        if max_rows and len(lines) >= max_rows:
-            break
-        lines.append(codec.format_iter_row(key, value))
-    lines.append(codec.ITER_END)
-    return "\n".join(lines)
+    def _push(self) -> None:
+        # Send now (IWriteDescriptor.doWrite), not a reactor turn later: one epoll
+        # round per request. A failed send is the reactor's, still watching.
+        do_write = getattr(self.transport, "doWrite", None)  # absent on test transports
+        if self._unsent and do_write is not None and not self.transport.disconnecting:
+            self._unsent = False
+            do_write()
 
 
 class DictServerFactory(Factory):

@@ -1,10 +1,13 @@
-"""The dict server protocol, bytes in -> bytes out, with StringTransport."""
+"""The dict server protocol, bytes in -> bytes out, with StringTransport
+(and once on a real epoll reactor and UNIX socket, for when replies leave)."""
 
 import io
+import socket
 
 import pytest
 from prometheus_client import REGISTRY
 from twisted.internet import defer
+from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
@@ -289,3 +292,29 @@ def test_a_traceback_is_indented_under_its_one_line():
     lines = rendered(events).splitlines()
     assert lines[0] == "critical: handler failed"
     assert all(line.startswith("    ") for line in lines[1:]) and len(lines) > 2
+
+
+def test_replies_leave_in_the_reactor_turn_that_read_their_requests(tmp_path):
+    """Twisted sends what a protocol writes on the reactor's next turn; the
+    dict server sends it at once, the replies to one read together, and a late
+    answer when it comes. A real epoll reactor, stepped one turn at a time."""
+    reactor, handler = EPollReactor(), RecordingHandler()
+    path = str(tmp_path / "dict.socket")
+    port = reactor.listenUNIX(path, DictServerFactory(handler))
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(path)
+    client.setblocking(False)
+    try:
+        reactor.iterate(0)  # accepts the connection
+        client.sendall(HELLO + b"Lshared/a\tu\nLshared/none\tu\nLshared/hold/x\tu\n")
+        reactor.iterate(0)  # reads the requests
+        assert client.recv(100) == b"O1\nN\n"
+        handler.held["shared/hold/x"].callback("late")  # outside any reactor turn
+        assert client.recv(100) == b"Olate\n"
+    finally:
+        client.close()
+        port.stopListening()
+        for _ in range(3):
+            reactor.iterate(0)  # the server side sees the close
+        reactor.waker.connectionLost(None)
+        reactor._poller.close()

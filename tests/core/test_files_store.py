@@ -81,6 +81,16 @@ def test_reference_relay_password_file_with_newline_is_read(store, tmp_path):
     assert store.accounts.get_password(addr) == HASH
 
 
+@pytest.mark.parametrize("size", [4095, 4096, 8192, 10000])
+def test_password_file_is_read_whole_whatever_its_length(store, tmp_path, size):
+    # the login path reads in 4 KiB chunks; lengths at and across their edges
+    addr = "longfile1@" + DOMAIN
+    (tmp_path / "mail" / addr).mkdir(parents=True)
+    text = (HASH + "x" * size)[:size]
+    (tmp_path / "mail" / addr / "password").write_bytes(text.encode() + b"\n")
+    assert store.accounts.get_password(addr) == text
+
+
 @pytest.mark.parametrize("addr", ["../etc@" + DOMAIN, "a/b@" + DOMAIN, "x@other.org",
                                   "nul\x00l@" + DOMAIN, ".hidden@" + DOMAIN, "noat"])
 def test_unsafe_addresses_never_become_paths(store, addr):

@@ -67,7 +67,7 @@ class FilesAccounts(Accounts):
 
     def get_last_login(self, addr: str) -> Optional[int]:
         try:
-            return int(self.layout.password_file(addr).stat().st_mtime)
+            return int(os.stat(self.layout.password_path(addr)).st_mtime)
         except FileNotFoundError:
             return None
         except OSError as e:
