@@ -12,8 +12,10 @@ exit status 1 instead of leaving a process that serves nothing.
 """
 
 import argparse
+import os
 import re
 import sys
+import threading
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -89,11 +91,18 @@ class ListeningService(Service):
 
 
 class BlockingPool(Service):
-    """A small thread pool for blocking work (disk, hashing, sync clients)."""
+    """A small thread pool for blocking work (disk, hashing, sync clients).
 
-    def __init__(self, reactor, size: int, name: str):
+    `nice` > 0 runs its threads at that much lower CPU priority than the
+    process (setpriority(2) on each thread): work that may wait, such as
+    hashing a burst of new accounts, then yields the CPUs to the reactor.
+    """
+
+    def __init__(self, reactor, size: int, name: str, nice: int = 0):
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=1, maxthreads=size, name=name)
+        self.nice = nice
+        self._niced = threading.local()
 
     def startService(self):
         super().startService()
@@ -104,7 +113,19 @@ class BlockingPool(Service):
         self.pool.stop()
 
     def run(self, fn, *args, **kwargs) -> defer.Deferred:
+        if self.nice:
+            fn, args = self._lowered, (fn, *args)
         return deferToThreadPool(self.reactor, self.pool, fn, *args, **kwargs)
+
+    def _lowered(self, fn, *args, **kwargs):
+        if not getattr(self._niced, "done", False):  # once per thread, on its first job
+            self._niced.done = True
+            try:
+                level = min(19, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level)
+            except OSError:  # lowering is always allowed; a sandbox may still refuse
+                pass
+        return fn(*args, **kwargs)
 
 
 class _OnStop(Service):
@@ -134,9 +155,9 @@ class Daemon(MultiService):
         self.setName(name)
         self.exit_status = 0
 
-    def pool(self, size: int, name: str = "") -> "BlockingPool":
+    def pool(self, size: int, name: str = "", nice: int = 0) -> "BlockingPool":
         """A thread pool started and stopped with the daemon."""
-        pool = BlockingPool(self.reactor, size, name or self.name)
+        pool = BlockingPool(self.reactor, size, name or self.name, nice)
         pool.setServiceParent(self)
         return pool
 

@@ -140,3 +140,33 @@ def test_daemons_without_tls_connections_run_without_pyopenssl(tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def thread_nices(pid: int) -> dict:
+    """Each thread's nice value, from field 19 of /proc/PID/task/TID/stat."""
+    nices = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        nices[int(task.name)] = int(stat.rsplit(")", 1)[1].split()[16])
+    return nices
+
+
+def test_account_creation_hashes_at_the_lowest_cpu_priority(tmp_path):
+    """doveauth's creation threads run at nice 19 so that a burst of new
+    accounts yields the CPUs to logins; the reactor thread keeps its own."""
+    config = write_config(tmp_path)
+    proc = subprocess.Popen([BIN / "chatmail-doveauth", "--config", config],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_path(tmp_path / "auth.socket", proc)
+        before = thread_nices(proc.pid)
+        addr = "newcomer1@chat.example.org"
+        reply = dict_request(str(tmp_path / "auth.socket"),
+                             f'Lshared/passdb/a-long-password-1"{addr}\t{addr}')
+        assert reply.startswith('O{"home"'), reply
+        after = thread_nices(proc.pid)
+        assert after[proc.pid] == before[proc.pid] == os.getpriority(os.PRIO_PROCESS, 0)
+        assert 19 in after.values() and 19 not in before.values()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
