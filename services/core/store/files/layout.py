@@ -50,9 +50,9 @@ def replace_durable(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _read_small(path: str, chunk: int = 4096) -> bytes:
+def read_small(path: str, chunk: int = 4096) -> bytes:
     """A small file's bytes in three system calls (open, read, close) where
-    Python's `open().read()` makes nine: this is on every login's path."""
+    Python's `open().read()` makes nine: on every login's and push's path."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         parts = [os.read(fd, chunk)]
@@ -85,7 +85,7 @@ class Layout:
     def read_password(self, addr: str) -> Optional[str]:
         """The stored hash, None without an account; AccountDamaged if unusable."""
         try:
-            data = _read_small(self.password_path(addr))
+            data = read_small(self.password_path(addr))
         except FileNotFoundError:
             return None
         except (PermissionError, IsADirectoryError) as e:

@@ -26,7 +26,7 @@ from ..errors import StoreError
 from ..pushitems import (
     DECODE_ERRORS, PendingNotification, PushItem, decode_item, encode_item, push_ident,
 )
-from .layout import Layout, fsync_dir, write_durable_temp
+from .layout import Layout, fsync_dir, read_small, write_durable_temp
 
 QUEUE_DIR = "pending_notifications"
 LEGACY_DEADLINE = 5 * 3600  # the reference relay's fixed drop deadline
@@ -58,6 +58,7 @@ class QueueDir:
     def __init__(self, layout: Layout):
         self.layout = layout
         self.path = layout.root / QUEUE_DIR
+        self._dir = str(self.path) + "/"  # the per-item paths: strings, not Paths
         self._lock = threading.Lock()  # callers run in a thread pool
         self._heap = []  # (due, id, file name); stale entries are skipped
         self._names = {}  # id -> its current file name, as this process knows it
@@ -124,8 +125,8 @@ class QueueDir:
         if "." not in name:
             return self._adopt_legacy(name, new)
         try:
-            os.rename(self.path / name, self.path / new)
-            return decode_item(new, (self.path / new).read_bytes())
+            os.rename(self._dir + name, self._dir + new)
+            return decode_item(new, read_small(self._dir + new))
         except FileNotFoundError:
             return None  # another claimer won
         except DECODE_ERRORS:
@@ -163,7 +164,9 @@ class QueueDir:
     def complete(self, item) -> None:
         # No directory fsync: an unlink lost in a crash only means one more POST.
         try:
-            (self.path / item.id).unlink(missing_ok=True)
+            os.unlink(self._dir + item.id)
+        except FileNotFoundError:
+            pass
         except OSError as e:
             raise StoreError(f"cannot complete notification: {e.strerror}") from None
         with self._lock:
