@@ -109,6 +109,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def get_request(self):
         sock, address = self.socket.accept()
+        self.sink.connections += 1
         return self.context.wrap_socket(sock, server_side=True,
                                         do_handshake_on_connect=False), address
 
@@ -120,6 +121,8 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class NotifySink:
+    handler = _Handler  # a test may answer differently
+
     def __init__(self, port: int, ca_dir: Path, log_file=None):
         self.port = port
         self.ca_file, self.cert_file, self.key_file = make_test_ca(ca_dir)
@@ -127,6 +130,7 @@ class NotifySink:
         self.default_status = 200
         self.status_for = {}
         self.posts = []
+        self.connections = 0  # accepted so far
         self.cond = threading.Condition()
         self.server = None
 
@@ -137,7 +141,7 @@ class NotifySink:
     def start(self) -> "NotifySink":
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_file, self.key_file)
-        server = _Server(("127.0.0.1", self.port), _Handler, context)
+        server = _Server(("127.0.0.1", self.port), self.handler, context)
         server.sink = self
         self.server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,18 +1,18 @@
-"""The console scripts of the daemons that make no TLS connection.
+"""The console scripts of the daemons that make no TLS connection through Twisted.
 
 Twisted imports pyOpenSSL whenever it is installed (Debian's python3-twisted
 depends on it), and pyOpenSSL brings cryptography's bindings: 12 MiB of each
 daemon's idle RSS (bench/README.md, "Memory"). chatmail-doveauth,
 chatmail-lastlogin and chatmail-filtermail talk to Dovecot and Postfix over
-local sockets, and Postfix and Dovecot speak TLS to the world, so their
-scripts hide pyOpenSSL before anything imports Twisted: `import OpenSSL`
-fails, and Twisted runs without its TLS layer. Redis over TLS (`rediss://`)
-is unaffected (redis-py uses Python's own ssl module).
+local sockets, and Postfix and Dovecot speak TLS to the world;
+chatmail-metadata POSTs to the push service with Python's own ssl module
+(metadata/http.py). So their scripts hide pyOpenSSL before anything imports
+Twisted: `import OpenSSL` fails, and Twisted runs without its TLS layer.
+Redis over TLS (`rediss://`) is unaffected (redis-py uses the ssl module too).
 
-chatmail-metadata (HTTPS to the push service), chatmail-web (it may serve
-TLS itself) and chatmail-relayd (it hosts metadata) keep pyOpenSSL. Only a
-fresh process's entry point may hide it: importing these daemons' modules
-anywhere else (tests, relayd) changes nothing.
+chatmail-web (it may serve TLS itself) and chatmail-relayd (it hosts web)
+keep pyOpenSSL. Only a fresh process's entry point may hide it: importing
+these daemons' modules anywhere else (tests, relayd) changes nothing.
 """
 
 import sys
@@ -35,6 +35,12 @@ def doveauth(argv=None):
 def lastlogin(argv=None):
     without_tls()
     from .lastlogin.main import main
+    return main(argv)
+
+
+def metadata(argv=None):
+    without_tls()
+    from .metadata.main import main
     return main(argv)
 
 

@@ -35,7 +35,7 @@ def test_daemons_that_serve_no_http_do_not_load_twisted_web():
     when they are served (3.8 MiB of idle RSS otherwise)."""
     probe = ("import sys\n"
              "import chatmail_services.doveauth.main, chatmail_services.lastlogin.main\n"
-             "import chatmail_services.filtermail.main\n"
+             "import chatmail_services.filtermail.main, chatmail_services.metadata.main\n"
              "print(sorted(m for m in sys.modules if m.startswith('twisted.web')))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60)

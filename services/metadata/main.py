@@ -18,7 +18,9 @@ def make_service(config, reactor, args=None) -> Daemon:
     push = store.push
     policy = PushPolicy(settings, push)
     poster = HttpPoster(reactor, settings.notify_url, settings.notify_ca_file,
-                        settings.notify_timeout, settings.notify_concurrency)
+                        settings.notify_timeout,
+                        daemon.pool(settings.notify_concurrency, "metadata-push"))
+    daemon.on_stop(poster.close)  # before the pools stop: no thread waits on the network
     notifier = Notifier(policy, push, pool, poster, reactor, settings)
     notifier.setName("notifier")
     notifier.setServiceParent(daemon)

@@ -120,17 +120,20 @@ def mapped_files(pid: int) -> str:
 
 
 def test_daemons_without_tls_connections_run_without_pyopenssl(tmp_path):
-    """launch.py: doveauth, lastlogin and filtermail leave pyOpenSSL (and with
-    it cryptography's bindings) out of memory; metadata, which POSTs over
-    HTTPS, has them, which shows the check sees them when they are there."""
+    """launch.py: doveauth, lastlogin, filtermail and metadata (its HTTPS is
+    the ssl module's) leave pyOpenSSL, and with it cryptography's bindings,
+    out of memory; chatmail-web, which may serve TLS itself, has them, which
+    shows the check sees them when they are there."""
     config = write_config(
         tmp_path, lastlogin={"listen": f"unix:{tmp_path}/lastlogin.socket"},
         metadata={"listen": f"unix:{tmp_path}/metadata.socket"},
         filtermail={"incoming": {"listen": f"unix:{tmp_path}/incoming.socket",
-                                 "reinject": "tcp:127.0.0.1:10026"}})
+                                 "reinject": "tcp:127.0.0.1:10026"}},
+        web={"listen": f"unix:{tmp_path}/web.socket",
+             "templates_dir": str(Path(__file__).resolve().parents[2] / "conf" / "web")})
     runs = [("doveauth", [], "auth.socket", False), ("lastlogin", [], "lastlogin.socket", False),
             ("filtermail", ["incoming"], "incoming.socket", False),
-            ("metadata", [], "metadata.socket", True)]
+            ("metadata", [], "metadata.socket", False), ("web", [], "web.socket", True)]
     for name, extra, socket_name, has_tls in runs:
         proc = subprocess.Popen([BIN / f"chatmail-{name}", "--config", config, *extra],
                                 stderr=subprocess.PIPE, text=True)

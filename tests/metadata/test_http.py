@@ -1,48 +1,18 @@
-"""HttpPoster against a real HTTPS sink (scripts/notify_sink.py).
+"""HttpPoster (metadata/http.py) against a real HTTPS sink (scripts/notify_sink.py),
+on a reactor of the test's own and real threads."""
 
-The poster runs in a child process on the global reactor: Twisted's TLS
-layer schedules its writes on the global reactor, so a reactor of the
-test's own would never send them."""
-
-import json
-import subprocess
-import sys
-from pathlib import Path
+import socket
 
 import pytest
+from twisted.internet import defer
 
-from notify_sink import NotifySink, make_test_ca  # scripts/
+from chatmail_services.core.runner import BlockingPool
+from chatmail_services.metadata.http import HttpPoster
 
+from notify_sink import NotifySink, _Handler, make_test_ca  # scripts/
+
+from ..ownreactor import on_reactor
 from ..redisserver import free_port
-
-POSTER = r"""
-import json, sys
-from twisted.internet import defer, task
-from twisted.web.client import BrowserLikePolicyForHTTPS
-from chatmail_services.metadata import http
-
-class CountingPolicy(BrowserLikePolicyForHTTPS):
-    created = 0
-    def creatorForNetloc(self, hostname, port):
-        CountingPolicy.created += 1
-        return super().creatorForNetloc(hostname, port)
-
-@defer.inlineCallbacks
-def main(reactor, url, ca_file):
-    poster = http.HttpPoster(reactor, url, ca_file, 10, 4)
-    poster.agent._endpointFactory._policyForHTTPS.policy = CountingPolicy(
-        http.SystemAndFileTrust(ca_file))
-    statuses = []
-    try:
-        for token in ("token-one", "token-two", "token-three"):
-            statuses.append((yield poster.post(token)))
-    except Exception as e:
-        statuses.append(repr(e))
-    yield poster.close()
-    print(json.dumps({"statuses": statuses, "created": CountingPolicy.created}))
-
-task.react(main, sys.argv[1:])
-"""
 
 
 @pytest.fixture
@@ -52,20 +22,79 @@ def sink(tmp_path):
     server.stop()
 
 
-def post(sink, ca_file: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", POSTER, sink.url, str(ca_file)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def post_all(url, ca_file, tokens, timeout=10.0):
+    """POST each token in turn: the status codes, or the exception each failed with."""
+    def run(reactor):
+        pool = BlockingPool(reactor, 4, "push")
+        pool.startService()
+        poster = HttpPoster(reactor, url, str(ca_file), timeout, pool)
+
+        @defer.inlineCallbacks
+        def each():
+            answers = []
+            for token in tokens:
+                try:
+                    answers.append((yield poster.post(token)))
+                except Exception as e:
+                    answers.append(e)
+            yield poster.close()
+            pool.stopService()
+            return answers
+        return each()
+    return on_reactor(run)
 
 
-def test_posts_reuse_one_tls_creator_and_verify_the_sink(sink):
-    assert post(sink, sink.ca_file) == {"statuses": [200, 200, 200], "created": 1}
-    assert [p.token for p in sink.posts] == ["token-one", "token-two", "token-three"]
+def test_posts_share_one_kept_alive_verified_connection(sink):
+    sink.status_for["gone-token"] = 410
+    tokens = ["token-one", "token-two", "gone-token"]
+    assert post_all(sink.url, sink.ca_file, tokens) == [200, 200, 410]
+    assert [p.token for p in sink.posts] == tokens
+    assert sink.connections == 1
 
 
 def test_a_sink_whose_certificate_is_not_trusted_gets_no_post(sink, tmp_path):
     other_ca, _, _ = make_test_ca(tmp_path / "other-ca")
-    [failure] = post(sink, other_ca)["statuses"]
-    assert "certificate verify failed" in failure
+    [failure] = post_all(sink.url, other_ca, ["token"])
+    assert "certificate verify failed" in str(failure).lower()
     assert sink.posts == []
+
+
+class _ClosingHandler(_Handler):
+    """Closes each connection after its answer without saying so, as a server
+    closes a kept-alive connection that idled past its limit."""
+
+    def do_POST(self):
+        super().do_POST()
+        self.close_connection = True
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced(tmp_path):
+    server = NotifySink(free_port(), tmp_path / "ca")
+    server.handler = _ClosingHandler
+    server.start()
+    try:
+        tokens = ["first", "second", "third"]
+        assert post_all(server.url, server.ca_file, tokens) == [200, 200, 200]
+        assert [p.token for p in server.posts] == tokens
+        assert server.connections == 3
+    finally:
+        server.stop()
+
+
+def test_a_service_that_never_answers_times_out(tmp_path):
+    ca_file, _, _ = make_test_ca(tmp_path / "ca")
+    with socket.socket() as silent:  # connects, then says nothing: no TLS handshake
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"https://localhost:{silent.getsockname()[1]}/notify"
+        [failure] = post_all(url, ca_file, ["token"], timeout=0.5)
+    assert isinstance(failure, (defer.TimeoutError, TimeoutError, socket.timeout)), failure
+
+
+@pytest.mark.parametrize("url, ca_file, key", [
+    ("ftp://push.example.org/", None, "metadata.notify_url"),
+    ("https://push.example.org/", "missing.pem", "metadata.notify_ca_file"),
+])
+def test_a_bad_url_or_ca_file_fails_at_start_naming_the_key(tmp_path, url, ca_file, key):
+    with pytest.raises(ValueError, match=key):
+        HttpPoster(None, url, ca_file and str(tmp_path / ca_file), 1.0, None)
