@@ -58,10 +58,16 @@ class HttpPoster:
 
     def post(self, token: str) -> defer.Deferred:
         """POST the token; fires with the status code, fails on timeout or error."""
-        d = self.pool.run(self._post, token.encode("utf-8", "surrogateescape"))
+        d = self.pool.run(self._post, token.encode("utf-8", "surrogateescape"),
+                          time.monotonic() + self.timeout)
         return d.addTimeout(self.timeout, self.reactor)
 
-    def _post(self, body: bytes) -> int:
+    def _post(self, body: bytes, deadline: float) -> int:
+        # A POST that waited for a thread (the others held by a service that
+        # does not answer) until its time was up has failed already: it is
+        # not sent late, so such waits cannot pile up.
+        if time.monotonic() >= deadline:
+            raise TimeoutError("no thread free before the notification timeout")
         conn, reused = self._take()
         try:
             return self._exchange(conn, body)

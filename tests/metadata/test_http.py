@@ -2,6 +2,7 @@
 on a reactor of the test's own and real threads."""
 
 import socket
+import threading
 
 import pytest
 from twisted.internet import defer
@@ -98,3 +99,48 @@ def test_a_service_that_never_answers_times_out(tmp_path):
 def test_a_bad_url_or_ca_file_fails_at_start_naming_the_key(tmp_path, url, ca_file, key):
     with pytest.raises(ValueError, match=key):
         HttpPoster(None, url, ca_file and str(tmp_path / ca_file), 1.0, None)
+
+
+def test_a_post_that_waited_out_its_timeout_for_a_thread_is_not_sent(tmp_path):
+    """One thread, held by a service that accepts but never answers: the POST
+    queued behind it times out, and is not sent when the thread frees up."""
+    ca_file, _, _ = make_test_ca(tmp_path / "ca")
+    accepted = []
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.settimeout(0.1)
+
+        def accept_all():
+            while not done:
+                try:
+                    accepted.append(silent.accept()[0])
+                except OSError:
+                    pass
+        done = False
+        thread = threading.Thread(target=accept_all)
+        thread.start()
+
+        def run(reactor):
+            pool = BlockingPool(reactor, 1, "push")
+            pool.startService()
+            url = f"https://localhost:{silent.getsockname()[1]}/notify"
+            poster = HttpPoster(reactor, url, str(ca_file), 0.5, pool)
+            both = defer.DeferredList([poster.post("held"), poster.post("queued")],
+                                      consumeErrors=True)
+
+            def later(results):
+                d = defer.Deferred()  # the held thread's socket times out too
+                reactor.callLater(1.0, d.callback, results)
+                return d
+            return both.addCallback(later).addBoth(
+                lambda results: (pool.stopService(), results)[1])
+        try:
+            results = on_reactor(run)
+        finally:
+            done = True
+            thread.join()
+            for conn in accepted:
+                conn.close()
+    assert [ok for ok, _ in results] == [False, False]
+    assert len(accepted) == 1
