@@ -144,7 +144,9 @@ class NotifySink:
         server = _Server(("127.0.0.1", self.port), self.handler, context)
         server.sink = self
         self.server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # a short poll: stop() returns within 50 ms, not 0.5 s
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -126,5 +126,5 @@ def test_an_unreachable_nameserver_is_reported_not_a_traceback(config):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never answering
         status, out, err = ctl(config[0], "dns", "--check", "--nameserver", f"127.0.0.1:{port}",
-                               "--ipv4", "192.0.2.10", "--timeout", "0.2")
+                               "--ipv4", "192.0.2.10", "--timeout", "0.05")
     assert status == 5 and "lookup failed" in out and err == ""

@@ -88,7 +88,7 @@ def test_a_service_that_never_answers_times_out(tmp_path):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"https://localhost:{silent.getsockname()[1]}/notify"
-        [failure] = post_all(url, ca_file, ["token"], timeout=0.5)
+        [failure] = post_all(url, ca_file, ["token"], timeout=0.2)
     assert isinstance(failure, (defer.TimeoutError, TimeoutError, socket.timeout)), failure
 
 
@@ -125,13 +125,13 @@ def test_a_post_that_waited_out_its_timeout_for_a_thread_is_not_sent(tmp_path):
             pool = BlockingPool(reactor, 1, "push")
             pool.startService()
             url = f"https://localhost:{silent.getsockname()[1]}/notify"
-            poster = HttpPoster(reactor, url, str(ca_file), 0.5, pool)
+            poster = HttpPoster(reactor, url, str(ca_file), 0.3, pool)
             both = defer.DeferredList([poster.post("held"), poster.post("queued")],
                                       consumeErrors=True)
 
             def later(results):
-                d = defer.Deferred()  # the held thread's socket times out too
-                reactor.callLater(1.0, d.callback, results)
+                d = defer.Deferred()  # the held thread's socket times out too, then
+                reactor.callLater(0.5, d.callback, results)  # the queued job's turn
                 return d
             return both.addCallback(later).addBoth(
                 lambda results: (pool.stopService(), results)[1])
