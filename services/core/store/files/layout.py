@@ -75,12 +75,12 @@ class Layout:
         """`<mailboxes_dir>/<addr>`; ValueError (BadAddress) for an unsafe address."""
         return self.root / check_address(addr, self.mail_domain)
 
-    def password_file(self, addr: str) -> Path:
-        return self.home(addr) / PASSWORD
-
     def password_path(self, addr: str) -> str:
-        """password_file() as a string, cheaper on the per-login path."""
+        """`<home>/password` as a string: on the per-login path, cheaper than a Path."""
         return os.path.join(self._root, check_address(addr, self.mail_domain), PASSWORD)
+
+    def password_file(self, addr: str) -> Path:
+        return Path(self.password_path(addr))
 
     def read_password(self, addr: str) -> Optional[str]:
         """The stored hash, None without an account; AccountDamaged if unusable."""
