@@ -7,7 +7,7 @@ This module guarantees the wire behaviour docs/dict-protocol.md describes:
 - replies go out in request order, even when a handler answers later
   (its result is a Deferred, e.g. from a thread pool); a plain value is
   written at once when no earlier reply is pending (no Deferred made);
-- the replies to one read leave in one send before the reactor's next turn;
+- the replies to one read leave in one send, at once (core/sendnow.py);
 - transactions are per connection (ids repeat across connections) and their
   changes reach the handler only at commit; rollback or a lost connection
   discards them;
@@ -31,6 +31,7 @@ from zope.interface import implementer
 from . import dictcodec as codec
 from .failures import Temporary
 from .logsafe import REPEATED, shown
+from .sendnow import SendNow
 
 
 TEMPORARY_TEXT = "temporary failure, try again later"
@@ -82,13 +83,15 @@ class DictServerProtocol(Protocol):
 
     def __init__(self, handler: DictHandler):
         self.handler = handler
-        self.dict_name = ""
-        self.hello_user = ""
-        self._buffer = b""
-        self._discarding = False
+        self.dict_name = self.hello_user = ""
+        self._buffer, self._discarding = b"", False
         self._replies = deque()
         self._transactions = {}
-        self._read_closed = self._batching = self._unsent = False  # _batching: in dataReceived
+        self._read_closed = self._batching = False  # _batching: in dataReceived
+        self._out, self._sender = [], None  # replies not yet sent; SendNow
+
+    def connectionMade(self) -> None:
+        self._sender = SendNow(self.transport)
 
     # -- framing -----------------------------------------------------------
     # Twisted's LineOnlyReceiver stops reading a whole chunk at an overlong
@@ -122,7 +125,7 @@ class DictServerProtocol(Protocol):
         self._malformed(codec.decode_line(line[:1]), "line too long")
 
     def connectionLost(self, reason=None) -> None:
-        # Answers still on their way find no transport and are dropped (_flush).
+        # Answers still on their way find no connection and are dropped (_push).
         self._transactions.clear()
         self._buffer = b""
 
@@ -269,21 +272,18 @@ class DictServerProtocol(Protocol):
         self._send(b"".join(out))
 
     def _send(self, data: bytes) -> None:
-        if data and self.transport is not None and not self.transport.disconnecting:
-            self.transport.write(data)
-            self._unsent = True
+        if data:
+            self._out.append(data)
         if not self._batching:
             self._push()
         if self._read_closed and not self._replies:
+            self._push()
             self.transport.loseConnection()
 
     def _push(self) -> None:
-        # Send now (IWriteDescriptor.doWrite), not a reactor turn later: one epoll
-        # round per request. A failed send is the reactor's, still watching.
-        do_write = getattr(self.transport, "doWrite", None)  # absent on test transports
-        if self._unsent and do_write is not None and not self.transport.disconnecting:
-            self._unsent = False
-            do_write()
+        if self._out and self.transport is not None and not self.transport.disconnecting:
+            self._sender.send(b"".join(self._out))
+        self._out.clear()
 
 
 class DictServerFactory(Factory):
