@@ -1,17 +1,19 @@
 """The filter of one direction: what `server.SMTPServer` asks at MAIL FROM and after DATA.
 
 MAIL FROM: the per-sender send rate limit, before any data is sent. The store
-counts the message (`check_send_rate`, GCRA: in memory on the files store, in
-Redis shared by every filtermail otherwise) in the thread pool; over the limit
-is refused "rate-limited" (450 with the retry time), and a store that cannot
-answer is refused "rate-unknown" (451): Postfix keeps the mail and retries,
-nobody sends unlimited while Redis is down, and an outage the store logged is
-not logged again per message.
+counts the message (`check_send_rate`, GCRA): on the files store in memory,
+at once; otherwise in Redis, shared by every filtermail, in the thread pool.
+Over the limit is refused "rate-limited" (450 with the retry time), and a
+store that cannot answer is refused "rate-unknown" (451): Postfix keeps the
+mail and retries, nobody sends unlimited while Redis is down, and an outage
+the store logged is not logged again per message.
 
 After DATA: the message is parsed once into a `mail.Mail` and judged by the
 policy of its direction in the thread pool (the check is CPU-bound and the
-store blocks), then for incoming mail the DKIM check (cheap checks first),
-for outgoing mail the Subject's replacement by ``[...]`` (`subject`) and the
+store blocks); an outgoing message under `inline_max` is parsed, judged and
+its Subject replaced on the reactor thread instead, where that work costs
+less than the thread hops around it (bench/README.md). Then for incoming mail
+the DKIM check (cheap checks first), for outgoing mail the Subject's replacement by ``[...]`` (`subject`) and the
 DKIM signing over the result, and what is accepted is reinjected. The
 answer is a `Refused` or Postfix's reply to the reinjection; the server turns
 it into the SMTP reply, and any exception (a failed reinjection, a store that
@@ -24,6 +26,7 @@ logs carry reasons and sizes at info level, addresses only at debug level.
 from prometheus_client import Counter, Histogram
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..core.addresses import address_refusal
 from ..core.failures import Refused
@@ -82,18 +85,33 @@ class SendRateLimit:
         fm = config.filtermail
         return cls(store, fm.max_user_send_per_minute, fm.max_user_send_burst_size)
 
+    @property
+    def blocking(self) -> bool:
+        """Whether `check` may wait on the network (Redis): then it runs in the pool."""
+        return getattr(self.store, "blocking", True)
+
     def check(self, sender: str, now: float):
         """(allowed, seconds until retry); may block (Redis), raises when the store cannot say."""
         return self.store.check_send_rate(sender, now, self.per_minute, self.burst)
 
 
+def _now(fn, *args):
+    return fn(*args)
+
+
 def _parse_and_judge(envelope, message, judge):
-    """Thread-pool work after DATA: parse the message once, then judge it."""
+    """The work after DATA, in the pool or (small outgoing mail) inline: parse the
+    message once, then judge it."""
     mail = Mail(envelope, message)
     return mail, judge(mail)
 
 
 BIG_MESSAGE = 1 << 20
+# Outgoing messages below this size are checked on the reactor thread: two thread
+# hops cost more than parsing a small message, and pure Python work gains no
+# parallelism from threads. Larger ones, whose parsing takes milliseconds, keep
+# the pool, so the reactor keeps serving every other connection meanwhile.
+INLINE_MAX = 64 << 10
 
 
 class FilterHandler:
@@ -101,7 +119,7 @@ class FilterHandler:
 
     def __init__(self, direction, judge, pool, reinject, clock,
                  limiter=None, verifier=None, signer=None, rewrite=None, recipients=None,
-                 after_big=None):
+                 after_big=None, inline_max=0):
         self.direction = direction
         self.judge = judge
         self.pool = pool
@@ -113,12 +131,19 @@ class FilterHandler:
         self.rewrite = rewrite  # (verdict, mail) -> mail, before signing
         self.recipients = recipients  # rcpt -> None or a Refused, at RCPT
         self.after_big = after_big  # called after a message of BIG_MESSAGE bytes or more
+        self.inline_max = inline_max  # judge and rewrite of smaller messages: no pool
 
     def check_mail(self, addr: str, params):
-        """None to accept MAIL FROM, or a Deferred firing with None or the refusal."""
+        """None to accept MAIL FROM, the refusal, or a Deferred firing with either."""
         if self.limiter is None or not addr:
             return None
-        d = self.pool.run(self.limiter.check, addr, self.clock.seconds())
+        now = self.clock.seconds()
+        if not getattr(self.limiter, "blocking", True):  # in memory: answered now
+            try:
+                return self._rate_checked(self.limiter.check(addr, now))
+            except Exception:
+                return self._rate_unknown(Failure())
+        d = self.pool.run(self.limiter.check, addr, now)
         return d.addCallbacks(self._rate_checked, self._rate_unknown)
 
     def check_rcpt(self, addr: str, params):
@@ -158,15 +183,16 @@ class FilterHandler:
 
     @defer.inlineCallbacks
     def _deliver(self, envelope, message):
-        mail, verdict = yield self.pool.run(_parse_and_judge, envelope, message,
-                                            self.judge)
+        # a plain value when run here: `yield` hands it straight back
+        run = _now if len(message) < self.inline_max else self.pool.run
+        mail, verdict = yield run(_parse_and_judge, envelope, message, self.judge)
         if not isinstance(verdict, Refused) and self.verifier is not None:
             verdict = yield self.verifier.check(mail)
         self._record(mail, verdict)
         if isinstance(verdict, Refused):
             return verdict
         if self.rewrite is not None:
-            mail = yield self.pool.run(self.rewrite, verdict, mail)
+            mail = yield run(self.rewrite, verdict, mail)
         signature = b""
         if self.signer is not None:
             signature = yield self.pool.run(self.signer.sign, mail)

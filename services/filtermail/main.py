@@ -10,7 +10,8 @@ from twisted.logger import Logger
 from ..core.memory import Trimmer, limit_arenas
 from ..core.runner import Daemon, daemon_main
 from .filter import (
-    FilterHandler, SendRateLimit, incoming_judge, incoming_recipients, outgoing_judge,
+    INLINE_MAX, FilterHandler, SendRateLimit, incoming_judge, incoming_recipients,
+    outgoing_judge,
 )
 from .reinject import ReinjectPool
 from .server import SMTPFactory
@@ -29,8 +30,9 @@ def _outgoing_parts(config):
         from .dkimcheck import DkimSigner
 
         signer = DkimSigner.from_config(config.mail_domain, fm.dkim.sign)
+    # the outgoing judge never waits on the store: small messages skip the pool
     return dict(judge=outgoing_judge(config), limiter=limiter, signer=signer,
-                rewrite=minimise_subject)
+                rewrite=minimise_subject, inline_max=INLINE_MAX)
 
 
 def _incoming_parts(config, reactor, pool):

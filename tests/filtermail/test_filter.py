@@ -9,11 +9,14 @@ from chatmail_services.core.store import StoreError, StoreUnavailable
 from chatmail_services.core.store.files import open_files
 from chatmail_services.core.gcra import RateLimiter
 from chatmail_services.filtermail.filter import (
-    FilterHandler, SendRateLimit, incoming_judge, incoming_recipients, outgoing_judge,
+    INLINE_MAX, FilterHandler, SendRateLimit, incoming_judge, incoming_recipients,
+    outgoing_judge,
 )
 from chatmail_services.filtermail.reinject import ReinjectPool
 from chatmail_services.filtermail.server import SMTPServer
+from chatmail_services.filtermail.subject import minimise_subject
 
+from ..conftest import InlinePool
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 
 ALICE, BOB, OUTSIDE = "alice@chat.example.org", "bob@chat.example.org", "carol@example.net"
@@ -37,8 +40,8 @@ def env(make_config, inline_pool, tmp_path):
             else:
                 parts.setdefault("judge", incoming_judge(self.config, self.store.accounts))
                 parts.setdefault("recipients", incoming_recipients(self.config))
-            handler = FilterHandler(direction, pool=inline_pool, reinject=self.reinject,
-                                    clock=self.clock, **parts)
+            handler = FilterHandler(direction, pool=parts.pop("pool", inline_pool),
+                                    reinject=self.reinject, clock=self.clock, **parts)
             proto = SMTPServer(handler, "filter.test", self.config.max_message_size)
             proto.makeConnection(StringTransport())
             proto.dataReceived(b"EHLO postfix.test\r\n")
@@ -121,12 +124,16 @@ def test_rate_limit_counts_on_the_store(env, eml):
     assert env.send(proto, eml("encrypted")).startswith("250")
 
 
+@pytest.mark.parametrize("blocking", [True, False])  # asked in the pool, or at once
 @pytest.mark.parametrize("error", [StoreUnavailable("redis down"), StoreError("odd"),
                                    RuntimeError("bug")])
-def test_a_store_that_cannot_count_makes_mail_from_451_and_nothing_passes(env, eml, error):
+def test_a_store_that_cannot_count_makes_mail_from_451_and_nothing_passes(
+        env, eml, error, blocking):
     class DownStore:
         def check_send_rate(self, sender, now, per_minute, burst):
             raise error
+
+    DownStore.blocking = blocking
 
     proto = env.server("outgoing", limiter=SendRateLimit(DownStore(), 60, 2))
     proto.dataReceived(f"MAIL FROM:<{ALICE}>\r\nRCPT TO:<{OUTSIDE}>\r\n".encode())
@@ -134,6 +141,34 @@ def test_a_store_that_cannot_count_makes_mail_from_451_and_nothing_passes(env, e
         "451 4.3.0 Error: cannot check the sender's send rate now, try again later",
         "503 5.5.1 Error: need MAIL command"]
     assert env.sink.received == []
+
+
+class CountingPool(InlinePool):
+    def __init__(self):
+        self.ran = []
+
+    def run(self, fn, *args, **kwargs):
+        self.ran.append(getattr(fn, "__name__", repr(fn)))
+        return super().run(fn, *args, **kwargs)
+
+
+def test_small_outgoing_mail_skips_the_pool_and_big_mail_takes_it(env, eml):
+    """Under INLINE_MAX, the rate check (files store: memory), the parse, the
+    judge and the Subject's replacement run at once; a bigger message is
+    parsed, judged and rewritten in the pool. Both arrive unchanged (their
+    Subject is already hidden)."""
+    pool = CountingPool()
+    limiter = SendRateLimit(env.store.send_rate, 60, 100)
+    proto = env.server("outgoing", pool=pool, limiter=limiter,
+                       rewrite=minimise_subject, inline_max=INLINE_MAX)
+    small = eml("encrypted")
+    big = small + b"".join(b"%076d\r\n" % i for i in range(INLINE_MAX // 78 + 1))
+    assert len(small) < INLINE_MAX <= len(big)
+    assert env.send(proto, small) == f"250 {QUEUED.text}"
+    assert pool.ran == []
+    assert env.send(proto, big) == f"250 {QUEUED.text}"
+    assert pool.ran == ["_parse_and_judge", "minimise_subject"]
+    assert [got for _, got in env.sink.received] == [small, big]
 
 
 def test_incoming_cleartext_refused_only_for_accounts_that_enforce_e2ee(env, eml):

@@ -11,6 +11,8 @@ from .roles import SendRate
 
 
 class MemorySendRate(SendRate):
+    blocking = False  # a dict in this process: filtermail asks on its reactor thread
+
     def __init__(self):
         self._limiters = {}  # (per_minute, burst) -> RateLimiter
 

@@ -141,6 +141,10 @@ class PushQueue(abc.ABC):
 class SendRate(abc.ABC):
     """filtermail's per-sender send rate limit (the GCRA of core/gcra.py)."""
 
+    # Whether check_send_rate may wait on I/O (a network store): filtermail then
+    # calls it in its thread pool; a store that answers from memory, at once.
+    blocking = True
+
     @abc.abstractmethod
     def check_send_rate(self, sender: str, now: float, per_minute: float,
                         burst: int) -> Tuple[bool, float]:
