@@ -7,9 +7,16 @@ writability). A `SendNow` hands the bytes to the (non-blocking) socket at
 once; what the socket does not take, because its buffer is full or the
 connection broke, goes to the transport, and so does everything after it on
 that connection, so the order stays right and the reactor reports errors as
-it always does. Transports without a socket (tests' StringTransport) get
+it always does.
+
+Only a plain socket connection qualifies, and only while the protocol that
+owns it writes nothing through the transport itself. A TLS connection
+(`ssl:` endpoints, STARTTLS) must encrypt what it sends, and transports
+without a socket (tests' StringTransport) have nothing to send to: both get
 everything through `write`.
 """
+
+import socket
 
 
 class SendNow:
@@ -17,10 +24,11 @@ class SendNow:
         self.transport = transport
         handle = getattr(transport, "getHandle", None)
         sock = handle() if handle is not None else None
-        self._socket = sock if hasattr(sock, "send") else None
+        plain = isinstance(sock, socket.socket) and not getattr(transport, "TLS", False)
+        self._socket = sock if plain else None
 
     def send(self, data: bytes) -> None:
-        if self._socket is not None:
+        if self._socket is not None and not getattr(self.transport, "TLS", False):
             try:
                 sent = self._socket.send(data)
             except OSError:  # EAGAIN, or a broken connection the reactor will see

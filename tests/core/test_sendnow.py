@@ -90,9 +90,59 @@ def test_a_client_gone_before_its_reply_is_the_reactors_to_see(served):
     assert reactor.getWriters() == []
 
 
-def test_a_transport_without_a_socket_gets_every_byte_through_write():
-    transport = StringTransport()
+class SocketTransport(StringTransport):
+    """A transport whose handle is a real socket, TLS or not (`TLS`, as Twisted's
+    tcp.Connection has it; `startTLS` sets it), or another object with `send`:
+    what pyOpenSSL's Connection is, the handle of a TLS transport."""
+
+    def __init__(self, handle, tls=False):
+        super().__init__()
+        self.handle, self.TLS = handle, tls
+
+    def getHandle(self):
+        return self.handle
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_plain_socket_gets_the_bytes_at_once(pair):
+    transport = SocketTransport(pair[0])
+    SendNow(transport).send(b"one\n")
+    assert pair[1].recv(100) == b"one\n" and transport.value() == b""
+
+
+class HandleWithSend:
+    def send(self, data):
+        raise AssertionError("plaintext sent past TLS")
+
+
+@pytest.mark.parametrize("make", [
+    lambda pair: StringTransport(),  # no socket at all
+    lambda pair: SocketTransport(pair[0], tls=True),  # TLS from the start (ssl: endpoint)
+    lambda pair: SocketTransport(HandleWithSend()),  # a TLS connection's handle
+])
+def test_without_a_plain_socket_every_byte_goes_through_write(pair, make):
+    transport = make(pair)
     sender = SendNow(transport)
     sender.send(b"one\n")
     sender.send(b"two\n")
     assert transport.value() == b"one\ntwo\n"
+    with pytest.raises(BlockingIOError):
+        pair[1].recv(100)
+
+
+def test_once_tls_starts_the_socket_is_left_to_the_transport(pair):
+    transport = SocketTransport(pair[0])
+    sender = SendNow(transport)
+    sender.send(b"STARTTLS ok\n")
+    transport.TLS = True  # what tcp.Connection.startTLS does
+    sender.send(b"secret\n")
+    assert pair[1].recv(100) == b"STARTTLS ok\n"
+    assert transport.value() == b"secret\n"
