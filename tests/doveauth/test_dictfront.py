@@ -8,7 +8,7 @@ from twisted.logger import Logger
 
 from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.core.store.files import open_files
-from chatmail_services.doveauth.dictfront import AuthDict
+from chatmail_services.doveauth.dictfront import AuthDict, fields_json
 from chatmail_services.doveauth.lookups import AccountLookups
 from chatmail_services.doveauth.policy import AccountPolicy
 
@@ -186,3 +186,18 @@ def test_refused_logins_are_logged_once_a_minute_per_reason_and_all_counted(wire
     clock.advance(60)
     wire(passdb_key("secret-password", "short@chat.example.org"))
     assert events[-1]["held"] == 49
+
+
+@pytest.mark.parametrize("fields", [
+    {"home": "/home/vmail/mail/chat.example.org/a@chat.example.org", "uid": "vmail",
+     "gid": "vmail", "password": "{SHA512-CRYPT}$6$salt$hash./x"},
+    {"home": "/srv/mäil/ü@chat.example.org", "uid": 5000, "gid": 5000},  # non-ASCII, ints
+    {"password": 'a"quote\\back\tslash\x01\u2028', "home": ""},
+])
+def test_answer_json_is_what_json_dumps_writes(fields):
+    assert fields_json(fields) == json.dumps(fields)
+    assert json.loads(fields_json(fields)) == fields
+
+
+def test_no_fields_is_not_found():
+    assert fields_json(None) is None and fields_json({}) is None
