@@ -76,10 +76,14 @@ class Layout:
         """`<mailboxes_dir>/<addr>`; ValueError (BadAddress) for an unsafe address."""
         return self.root / check_address(addr, self.mail_domain)
 
-    def password_path(self, addr: str) -> str:
-        """`<home>/password` as a string: on the per-login path, cheaper than a Path."""
+    def file_path(self, addr: str, name: str) -> str:
+        """`<home>/<name>` as a string: on the per-login and per-push paths,
+        cheaper than a Path; ValueError (BadAddress) for an unsafe address."""
         # joined by hand: os.path.join costs more than the checked name needs
-        return self._root_slash + check_address(addr, self.mail_domain) + "/" + PASSWORD
+        return self._root_slash + check_address(addr, self.mail_domain) + "/" + name
+
+    def password_path(self, addr: str) -> str:
+        return self.file_path(addr, PASSWORD)
 
     def password_file(self, addr: str) -> Path:
         return Path(self.password_path(addr))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ..errors import StoreError
-from .layout import Layout, replace_durable
+from .layout import Layout, read_small, replace_durable
 
 METADATA = "metadata.json"
 TOKENS_KEY = "devicetoken"
@@ -34,9 +34,9 @@ def _locked_dir(path: Path):
         os.close(fd)  # releases the lock
 
 
-def _load_metadata(path: Path) -> dict:
+def _load_metadata(path) -> dict:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_small(path))
     except FileNotFoundError:
         return {}
     except ValueError:
@@ -65,7 +65,7 @@ def live(tokens: Dict[str, float], now: float, max_age: float) -> List[str]:
 
 def token_times(layout: Layout, addr: str, now: float) -> Dict[str, float]:
     """Every stored token of `addr` with its last-set time ({} without account)."""
-    return _tokens_of(_load_metadata(layout.home(addr) / METADATA), now)
+    return _tokens_of(_load_metadata(layout.file_path(addr, METADATA)), now)
 
 
 Change = Callable[[Dict[str, float]], Optional[Dict[str, float]]]
