@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
+from ...sendnow import SendNow
 from ..errors import AccountDamaged, StoreError, StoreUnavailable
 
 
@@ -77,6 +78,7 @@ class _RedisProtocol(Protocol):
         self.reader = hiredis.Reader(encoding="utf-8", errors="surrogateescape")
 
     def connectionMade(self):
+        self.sender = SendNow(self.transport)  # a read's command leaves at once
         self.link.connected(self)
 
     def dataReceived(self, data):
@@ -195,7 +197,7 @@ class RedisLink:
     def _send(self, request):
         request.sent = self.reactor.seconds()
         self.pending.append(request)
-        self.proto.transport.write(request.payload)
+        self.proto.sender.send(request.payload)
         if self.timer is None:
             self.timer = self.reactor.callLater(self.timeout, self._check_late)
 
