@@ -12,10 +12,8 @@ exit status 1 instead of leaving a process that serves nothing.
 """
 
 import argparse
-import os
 import re
 import sys
-import threading
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -24,14 +22,13 @@ from twisted.logger import (
     FilteringLogObserver, LogLevel, LogLevelFilterPredicate, Logger,
     formatEvent, globalLogBeginner,
 )
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
 
 from .config import _check_endpoint
 from .configschema import DEFAULT_BACKLOG
 from .dictproto import DictServerFactory
 from .entry import EXIT_USAGE, add_config_argument, console, load_or_report
 from .logsafe import one_line
+from .threads import BlockingPool
 
 log = Logger()
 
@@ -88,44 +85,6 @@ class ListeningService(Service):
                 return defer.succeed(None)
             return port.stopListening()
         return defer.succeed(None)
-
-
-class BlockingPool(Service):
-    """A small thread pool for blocking work (disk, hashing, sync clients).
-
-    `nice` > 0 runs its threads at that much lower CPU priority than the
-    process (setpriority(2) on each thread): work that may wait, such as
-    hashing a burst of new accounts, then yields the CPUs to the reactor.
-    """
-
-    def __init__(self, reactor, size: int, name: str, nice: int = 0):
-        self.reactor = reactor
-        self.pool = ThreadPool(minthreads=1, maxthreads=size, name=name)
-        self.nice = nice
-        self._niced = threading.local()
-
-    def startService(self):
-        super().startService()
-        self.pool.start()
-
-    def stopService(self):
-        super().stopService()
-        self.pool.stop()
-
-    def run(self, fn, *args, **kwargs) -> defer.Deferred:
-        if self.nice:
-            fn, args = self._lowered, (fn, *args)
-        return deferToThreadPool(self.reactor, self.pool, fn, *args, **kwargs)
-
-    def _lowered(self, fn, *args, **kwargs):
-        if not getattr(self._niced, "done", False):  # once per thread, on its first job
-            self._niced.done = True
-            try:
-                level = min(19, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level)
-            except OSError:  # lowering is always allowed; a sandbox may still refuse
-                pass
-        return fn(*args, **kwargs)
 
 
 class _OnStop(Service):

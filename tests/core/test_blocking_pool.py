@@ -1,4 +1,4 @@
-"""core/runner.BlockingPool on a real reactor and real threads: `nice`."""
+"""core/threads.BlockingPool on a real reactor and real threads."""
 
 import os
 import threading
@@ -6,6 +6,7 @@ import threading
 from twisted.internet import defer
 
 from chatmail_services.core.runner import BlockingPool
+from chatmail_services.core.threads import PoolStopped
 
 from ..ownreactor import on_reactor
 
@@ -29,3 +30,70 @@ def test_a_nice_pool_runs_its_jobs_at_a_lower_priority_than_the_process():
     assert priorities(5) == {min(19, base + 5)}
     assert priorities(0) == {base}
     assert own_priority() == base  # the caller's thread is untouched
+
+
+def test_results_and_failures_fire_on_the_reactor_thread():
+    reactor_thread = threading.get_ident()
+    seen = []
+
+    def boom():
+        raise ValueError("from the job")
+
+    def run(reactor):
+        pool = BlockingPool(reactor, 2, "test")
+        pool.startService()
+        ok = pool.run(lambda a, b=0: (threading.get_ident(), a + b), 1, b=2)
+        bad = pool.run(boom)
+        ok.addCallback(lambda r: seen.append(("ok", r[1], r[0] != reactor_thread,
+                                              threading.get_ident() == reactor_thread)))
+        bad.addErrback(lambda f: seen.append(("failed", f.getErrorMessage(),
+                                              threading.get_ident() == reactor_thread)))
+        return defer.gatherResults([ok, bad]).addBoth(lambda _: pool.stopService())
+    on_reactor(run)
+    assert sorted(seen) == [("failed", "from the job", True), ("ok", 3, True, True)]
+
+
+def test_many_jobs_run_on_at_most_size_threads_and_all_answer():
+    gate = threading.Event()
+
+    def job(i):
+        gate.wait(5)
+        return i, threading.get_ident()
+
+    def run(reactor):
+        pool = BlockingPool(reactor, 3, "test")
+        pool.startService()
+        ds = [pool.run(job, i) for i in range(50)]
+        reactor.callLater(0.05, gate.set)  # all 50 queued while three threads wait
+        return defer.gatherResults(ds).addBoth(lambda r: (pool.stopService(), r)[1])
+    results = on_reactor(run)
+    assert [i for i, _ in results] == list(range(50))
+    assert len({thread for _, thread in results}) == 3
+
+
+def test_jobs_before_start_wait_for_it_and_jobs_after_stop_fail():
+    def run(reactor):
+        pool = BlockingPool(reactor, 2, "test")
+        early = pool.run(lambda: "early")
+        assert not early.called  # no thread before the service starts
+        pool.startService()
+
+        def stop(result):
+            pool.stopService()
+            late = pool.run(lambda: "late")
+            return late.addErrback(lambda f: (result, f.check(PoolStopped)))
+        return early.addCallback(stop)
+    assert on_reactor(run) == ("early", PoolStopped)
+
+
+def test_stopping_finishes_the_queued_jobs_first():
+    done = []
+
+    def run(reactor):
+        pool = BlockingPool(reactor, 1, "test")
+        pool.startService()
+        ds = [pool.run(lambda i=i: done.append(i) or i) for i in range(5)]
+        pool.stopService()  # joins: the queued jobs ran
+        assert done == [0, 1, 2, 3, 4]
+        return defer.gatherResults(ds)  # and their answers still arrive
+    assert on_reactor(run) == [0, 1, 2, 3, 4]

@@ -34,14 +34,14 @@ def test_pools_start_and_stop_with_the_daemon_in_reverse_order_of_wiring():
     daemon = Daemon(MemoryReactorClock(), "doveauth")
     pools = daemon.pool(2), daemon.pool(1, "doveauth-create")
     closed = []
-    daemon.on_stop(lambda: closed.append([p.pool.started for p in pools]))
+    daemon.on_stop(lambda: closed.append([p.running for p in pools]))
     daemon.startService()
-    assert [p.pool.name for p in pools] == ["doveauth", "doveauth-create"]
-    assert all(p.pool.started for p in pools)
+    assert [p.thread_name for p in pools] == ["doveauth", "doveauth-create"]
+    assert all(p.running for p in pools)
     daemon.stopService()
     # wired after the pools, closed before them (MultiService stops last-first)
     assert closed == [[True, True]]
-    assert not any(p.pool.started for p in pools)
+    assert not any(p.running for p in pools)
 
 
 def test_a_tool_with_a_bad_config_answers_one_line_and_exit_2(tmp_path):
