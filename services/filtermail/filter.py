@@ -13,8 +13,9 @@ policy of its direction in the thread pool (the check is CPU-bound and the
 store blocks); an outgoing message under `inline_max` is parsed, judged and
 its Subject replaced on the reactor thread instead, where that work costs
 less than the thread hops around it (bench/README.md). Then for incoming mail
-the DKIM check (cheap checks first), for outgoing mail the Subject's replacement by ``[...]`` (`subject`) and the
-DKIM signing over the result, and what is accepted is reinjected. The
+the DKIM check (cheap checks first), for outgoing mail the Subject's
+replacement by ``[...]`` (`subject`) and the DKIM signing over the result,
+and what is accepted is reinjected. The
 answer is a `Refused` or Postfix's reply to the reinjection; the server turns
 it into the SMTP reply, and any exception (a failed reinjection, a store that
 cannot say) into ``451 4.3.0``.
