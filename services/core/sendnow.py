@@ -24,10 +24,11 @@ class SendNow:
         self.transport = transport
         handle = getattr(transport, "getHandle", None)
         sock = handle() if handle is not None else None
-        plain = isinstance(sock, socket.socket) and not getattr(transport, "TLS", False)
-        self._socket = sock if plain else None
+        # a TLS transport's handle is pyOpenSSL's Connection, not a socket
+        self._socket = sock if isinstance(sock, socket.socket) else None
 
     def send(self, data: bytes) -> None:
+        # checked on every send: startTLS may come after the first bytes
         if self._socket is not None and not getattr(self.transport, "TLS", False):
             try:
                 sent = self._socket.send(data)
