@@ -32,10 +32,10 @@ CATEGORIES = [
     ("metrics (prometheus_client)", r"prometheus_client/|core/metrics\.py"),
     ("dict codec + protocol", r"core/dictcodec\.py|core/dictproto\.py"),
     ("store", r"core/store/|pathlib\.py|/os\.py|/shutil\.py|/tempfile\.py"),
-    ("domain (policy)", r"doveauth/policy\.py|metadata/push\.py|lastlogin/|core/addresses\.py"),
+    ("domain (policy)", r"doveauth/policy\.py|metadata/policy\.py|lastlogin/|core/addresses\.py"),
     ("thread-pool hop", r"twisted/python/threadpool\.py|twisted/python/threadable\.py|"
                         r"twisted/_threads/|twisted/internet/threads\.py|/threading\.py|"
-                        r"/queue\.py|core/runner\.py|callFromThread|_callFromThread|"
+                        r"/queue\.py|core/threads\.py|callFromThread|_callFromThread|"
                         r"twisted/python/context\.py"),
     ("Deferred machinery", r"twisted/internet/defer\.py|twisted/python/failure\.py"),
     ("reactor + socket I/O", r"twisted/internet/(epollreactor|posixbase|base|tcp|unix|abstract|"
