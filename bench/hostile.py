@@ -14,7 +14,7 @@ Starts chatmail-lastlogin and chatmail-doveauth from a checkout (see soak.py,
   socket (non-blocking connect, no pause); prints how many failed (EAGAIN:
   the listen backlog was full).
 
-    python3 bench/hostile.py --inputs 1000 --storm 400 --rounds 5 [--src DIR]
+    .venv/bin/python bench/hostile.py --inputs 1000 --storm 400 --rounds 5 [--src DIR]
 """
 
 import argparse

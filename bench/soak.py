@@ -10,12 +10,13 @@ the same time. At 0 % and at every quarter of N it prints each daemon's RSS
 and open file descriptors; at the end the growth after warm-up (the first
 --warmup messages).
 
-    python3 bench/soak.py --messages 20000 --connections 10 --dict-requests 20000
-    python3 bench/soak.py --src /tmp/main-src ...   # another checkout's code
+    .venv/bin/python bench/soak.py --messages 20000 --connections 10 --dict-requests 20000
+    .venv/bin/python bench/soak.py --src /tmp/main-src/pkg ...   # another checkout's code
 
 `--src DIR` runs the code of another checkout: DIR must contain the package
 as `chatmail_services` (a symlink to that checkout's `services/` will do); it
-goes first on PYTHONPATH of the daemons. Only the standard library here.
+goes first on PYTHONPATH of the daemons. Only the standard library here, but
+the daemons run under the same interpreter: run it with the venv's.
 """
 
 import argparse
@@ -34,7 +35,8 @@ from freeport import free_port  # noqa: E402
 from procstat import memory_kib  # noqa: E402
 from smtpload import DOMAIN, Sink, make_body, send_one  # noqa: E402
 
-START = ("import sys; from chatmail_services.{0}.main import main; "
+# as the console script starts it (chatmail_services.launch: without pyOpenSSL)
+START = ("import sys; from chatmail_services.launch import {0} as main; "
          "sys.argv[0] = 'chatmail-{0}'; main()")
 
 
