@@ -201,8 +201,8 @@ def fill_backlog(side, prefix):
         for i in range(BACKLOG):
             (queue / uuid.uuid4().hex).write_text(f"{addr}\n{now}\n{prefix}{i}")
         return
-    code = ("import sys, time\nfrom services.core.config import load_config\n"
-            "from services.core.store import open_store\n"
+    code = ("import sys, time\nfrom chatmail_services.core.config import load_config\n"
+            "from chatmail_services.core.store import open_store\n"
             "store = open_store(load_config(sys.argv[1])); now = time.time()\n"
             "tokens = [f'{sys.argv[2]}{i}' for i in range(int(sys.argv[3]))]\n"
             "addr = 'backlog01@chat.example.org'  # Redis queues nothing without the account\n"
