@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from chatmail_services.ctl.setupcompose import DOVECOT_SETS
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from local_relay import LocalRelay  # noqa: E402
 
@@ -49,7 +51,8 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
     times.sort()
     version = ".".join(map(str, relay.dovecot_version))
-    print(f"Dovecot {version} (conf/{relay.conf_set}): {args.logins} sequential LOGIN+LOGOUT, "
+    conf_set = DOVECOT_SETS[version].snippets  # the set `chatmailctl setup` composed
+    print(f"Dovecot {version} (conf/{conf_set}): {args.logins} sequential LOGIN+LOGOUT, "
           f"p50 {times[len(times) // 2]:.1f} ms, p99 {times[len(times) * 99 // 100]:.1f} ms, "
           f"max {times[-1]:.1f} ms")
 
