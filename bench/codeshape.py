@@ -9,9 +9,9 @@ docstring included; methods and nested functions count as functions of
 their own. Lines of a module are its physical lines (`wc -l`).
 """
 
+import argparse
 import ast
 import statistics
-import sys
 from pathlib import Path
 
 
@@ -54,8 +54,12 @@ def shape(root: Path) -> dict:
 
 
 def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    root = Path(argv[0]) if argv else Path(__file__).resolve().parents[1]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("repo", nargs="?", type=Path, default=Path(__file__).resolve().parents[1],
+                   help="a checkout with services/ (default: this one)")
+    root = p.parse_args(argv).repo
+    if not (root / "services").is_dir():
+        p.error(f"{root}: no services/ directory in it")
     for name, value in shape(root).items():
         print(f"{name}: {value}")
 
