@@ -14,8 +14,10 @@ The transaction's user (`B<id>\\t<user>`) is the address. A commit is answered
 token or an unknown key fails the whole transaction with `F` and a reason;
 a store failure (a `Temporary`) is answered `F` by core/dictproto.py.
 Token lookups run on the reactor thread (core/inline.py: files inline,
-Redis on its reactor-side client); commits, which write durably, always in
-the thread pool.
+Redis on its reactor-side client); commits, which write durably, in the
+thread pool. A delivery (`messagenew`) to an address without live tokens
+writes nothing: its tokens are read the way lookups read them, and the
+commit is answered without the pool.
 """
 
 from prometheus_client import Counter
@@ -66,7 +68,23 @@ class MetadataDict(DictHandler):
         ops = [op for op in ops if op is not None]
         if not ops:
             return None
-        d = self.pool.run(self.policy.apply, self._addr(user), ops, self.clock.seconds())
+        addr, now = self._addr(user), self.clock.seconds()
+        if all(op.kind == "messagenew" for op in ops):
+            # A delivery: an address without live tokens has nothing to queue,
+            # which its tokens' read (where reads run) tells without the pool.
+            tokens = self.reads.get_tokens(addr, now, self.policy.max_age)
+            return then(tokens, self._deliver, addr, ops, now)
+        return self._apply(addr, ops, now)
+
+    def _deliver(self, tokens, addr, ops, now):
+        if tokens:
+            return self._apply(addr, ops, now)
+        self._applied(0, ops)
+        return None
+
+    def _apply(self, addr, ops, now):
+        """The ops in the pool, durably; the commit's answer waits for them."""
+        d = self.pool.run(self.policy.apply, addr, ops, now)
         d.addCallback(self._applied, ops)
         return d.addErrback(self._no_account)
 

@@ -12,6 +12,8 @@ from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.metadata.dictfront import MetadataDict
 from chatmail_services.metadata.serverkeys import ServerKeys
 
+from ..conftest import InlinePool
+
 from .conftest import T0
 
 GUID = "43f5f508a7ea0366dff30200c15250e3"
@@ -22,12 +24,12 @@ SERVER = f"shared/{GUID}/vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
 
 @pytest.fixture
 def wire(push, inline_pool, reads):
-    def make(**metadata):
+    def make(pool=inline_pool, **metadata):
         p = push(**metadata)
         p.reactor = MemoryReactorClock()
         keys = ServerKeys(p.config, p.reactor, inline_pool)
         p.notifier.startService()
-        handler = MetadataDict(p.config, p.policy, keys, p.notifier, inline_pool, p.clock,
+        handler = MetadataDict(p.config, p.policy, keys, p.notifier, pool, p.clock,
                                reads(p.policy.store))
         proto = DictServerFactory(handler).buildProtocol(None)
         transport = StringTransport()
@@ -99,6 +101,28 @@ def test_messagenew_without_tokens_queues_nothing(wire):
     p = wire()
     assert p.commit(("S", NEW_KEY, "")) == "O1\n"
     assert p.poster.posted == [] and p.queued() == []
+
+
+class RecordingPool(InlinePool):
+    """Runs each job at once, as InlinePool, and keeps the names of what it ran."""
+
+    def __init__(self):
+        self.ran = []
+
+    def run(self, fn, *args, **kwargs):
+        self.ran.append(fn.__name__)
+        return super().run(fn, *args, **kwargs)
+
+
+def test_a_delivery_to_an_address_without_tokens_never_waits_for_the_pool(wire):
+    pool = RecordingPool()
+    p = wire(pool=pool)
+    assert p.commit(("S", NEW_KEY, "")) == "O1\n"
+    assert pool.ran == [] and p.queued() == []
+    assert p.commit(("S", TOKEN_KEY, "phone-token")) == "O1\n"
+    assert p.commit(("S", NEW_KEY, "")) == "O1\n"  # the POST stays pending: queued
+    assert pool.ran == ["apply", "apply"]
+    assert len(p.queued()) == 1 and p.poster.posted == ["phone-token"]
 
 
 def test_token_set_for_a_missing_account_fails(wire, new_addr):
