@@ -12,6 +12,7 @@ system's resolver) for each and prints `ok`, `MISSING` or `WRONG` lines;
 exit status 5 when anything is missing or wrong.
 """
 
+import asyncio
 import base64
 import hashlib
 import shlex
@@ -133,20 +134,32 @@ def dkim_keys(config, key_path=str):
     return keys
 
 
-def lookup(resolver, name: str, rtype: str) -> List[str]:
-    """The answers as text; [] for NXDOMAIN or no data. Other errors raise."""
+def lookup(resolver, name: str, rtype: str, timeout: float) -> List[str]:
+    """The answers as text; [] for NXDOMAIN or no data. Other errors raise.
+
+    Over after `timeout` seconds: dnspython's resolver checks its lifetime only
+    after the back-off between retries (0.1 s, doubling up to 2 s), so on its
+    own a lookup to a silent server overran the timeout by that much."""
+    return asyncio.run(_lookup(resolver, name, rtype, timeout))
+
+
+async def _lookup(resolver, name, rtype, timeout):
+    import dns.exception
     import dns.resolver
 
     try:
-        return [r.to_text() for r in resolver.resolve(name, rtype, search=False)]
+        answer = await asyncio.wait_for(resolver.resolve(name, rtype, search=False), timeout)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
+    except asyncio.TimeoutError:
+        raise dns.exception.Timeout(timeout=timeout) from None
+    return [r.to_text() for r in answer]
 
 
 def make_resolver(nameserver: Optional[str], timeout: float = 5.0):
-    import dns.resolver
+    import dns.asyncresolver
 
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
     if nameserver is not None:
         host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 \
             else (nameserver, "", "")
@@ -171,7 +184,7 @@ def check(config, out, nameserver=None, ipv4=None, ipv6=None, timeout=5.0) -> in
     bad = 0
     for record in records(config, ipv4, ipv6):
         try:
-            answers = lookup(resolver, record.name, record.type)
+            answers = lookup(resolver, record.name, record.type, timeout)
         except dns.exception.DNSException as e:
             answers, problem = [], f"lookup failed: {e}"
         else:

@@ -2,6 +2,7 @@
 (scripts/zone_dns.py, twisted.names) serving that zone right, with records missing,
 and with records wrong."""
 
+import asyncio
 import io
 import socket
 import subprocess
@@ -9,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import dns.exception
 import pytest
 import yaml
 
+from chatmail_services.ctl.dns import lookup
 from chatmail_services.ctl.main import run
 from dkim_keys import make_dkim_key
 from freeport import free_port
@@ -20,8 +23,11 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DOMAIN = "chat.example.org"
 
 
-@pytest.fixture
-def config(tmp_path):
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    """The relay's config and its DKIM records; the tests only read it, so one
+    per module (an RSA key takes a while to make)."""
+    tmp_path = tmp_path_factory.mktemp("dns")
     key, record = make_dkim_key(tmp_path, "rsa", "dkim")
     ed_key, ed_record = make_dkim_key(tmp_path, "ed25519", "ed")
     path = tmp_path / "chatmail.yaml"
@@ -39,11 +45,13 @@ def ctl(config, *argv):
     return status, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def nameserver(tmp_path):
-    """A twisted.names server on a free loopback port; write its zone to `.zone`."""
+@pytest.fixture(scope="module")
+def nameserver(tmp_path_factory):
+    """A twisted.names server on a free loopback port; write its zone to `.zone`.
+    It reads the zone on every query, so each test writes the whole zone it
+    needs and one server serves the module."""
     port = free_port()
-    zone = tmp_path / "zone"
+    zone = tmp_path_factory.mktemp("nameserver") / "zone"
     zone.write_text("")
     proc = subprocess.Popen([sys.executable, str(SCRIPTS / "zone_dns.py"), "--port", str(port),
                              "--zone", str(zone)], stderr=subprocess.PIPE)
@@ -126,5 +134,19 @@ def test_an_unreachable_nameserver_is_reported_not_a_traceback(config):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never answering
         status, out, err = ctl(config[0], "dns", "--check", "--nameserver", f"127.0.0.1:{port}",
-                               "--ipv4", "192.0.2.10", "--timeout", "0.05")
+                               "--ipv4", "192.0.2.10", "--timeout", "0.01")
     assert status == 5 and "lookup failed" in out and err == ""
+
+
+class Retrying:
+    """A resolver still retrying when the lookup's time is up (dnspython's sleeps
+    its back-off first, 0.1 s and more): it answers, but long after."""
+
+    async def resolve(self, name, rtype, search):
+        await asyncio.sleep(30)
+        return ["192.0.2.10"]
+
+
+def test_a_lookup_ends_at_its_timeout_even_while_the_resolver_retries():
+    with pytest.raises(dns.exception.Timeout):
+        lookup(Retrying(), f"{DOMAIN}.", "A", timeout=0.01)
