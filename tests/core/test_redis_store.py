@@ -263,6 +263,8 @@ def test_redis_down_is_unavailable_logged_once_then_recovers(outage_store, own_s
 
 
 def test_frozen_redis_times_out_as_unavailable(outage_store, own_server):
+    watcher = own_server.client()  # connected before the freeze: counts the store's
+    accepted = watcher.info("stats")["total_connections_received"]
     own_server.pause()
     try:
         with pytest.raises(StoreUnavailable):
@@ -271,6 +273,9 @@ def test_frozen_redis_times_out_as_unavailable(outage_store, own_server):
         own_server.resume()
     assert outage_store.accounts.get_password("frozen123@" + DOMAIN) is None
     assert [m for m in messages(outage_store.events) if "reachable again" in m]
+    # one try and one retry, each on a connection of its own, as docs/storage.md
+    # says (redis-py's health check on connect made it four), then the read after
+    assert watcher.info("stats")["total_connections_received"] - accepted == 2 + 1
 
 
 @pytest.mark.parametrize("section,message", [

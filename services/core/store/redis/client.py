@@ -117,9 +117,12 @@ def read_secret(path: str) -> str:
 
 def connection_pool(config) -> redis.ConnectionPool:
     rc = config.redis
+    # No health_check_interval: redis-py PINGs a new connection with a retry of
+    # its own inside the connect's, so a frozen Redis cost four waits of
+    # socket_timeout; the one retry below already replaces a dead connection.
     options = dict(socket_timeout=rc.socket_timeout, socket_connect_timeout=rc.socket_timeout,
                    retry=Retry(NoBackoff(), 1), retry_on_error=[redis.ConnectionError],
-                   decode_responses=True, health_check_interval=30)
+                   decode_responses=True)
     if rc.password_file:
         options["password"] = read_secret(rc.password_file)
     if rc.tls_ca_file and config.storage.startswith("rediss:"):
