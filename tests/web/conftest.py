@@ -29,7 +29,8 @@ class FixedProbe:
 class Web:
     """One front on a files store; `mode` is what the front's mode cache says."""
 
-    def __init__(self, config, pool, hasher=lambda pw: "{PLAIN}" + pw, reactor=None):
+    def __init__(self, config, pool, hasher=lambda pw: "{PLAIN}" + pw, reactor=None,
+                 pages=None):
         self.config = config
         store = open_store(config)
         self.store = store.accounts  # the roles the front is handed
@@ -41,8 +42,8 @@ class Web:
         self.now = 0.0
         self.throttle = Throttle(config.web.new_per_minute, config.web.new_burst,
                                  clock=lambda: self.now)
-        front = Front(Pages(config), lambda: self.mode, self.accounts, pool, self.throttle,
-                      config.web.behind_proxy)
+        front = Front(pages or Pages(config), lambda: self.mode, self.accounts, pool,
+                      self.throttle, config.web.behind_proxy)
         self.site = make_site(front, reactor)
 
     def raw(self, data: bytes, client="192.0.2.1", chunks=None):

@@ -9,6 +9,7 @@ the connections are gone.
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -16,6 +17,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatmail_services.web.http import new_request_token
+from chatmail_services.web.pages import Pages
 
 from .conftest import TEMPLATES, Web
 
@@ -41,10 +43,21 @@ STATUS = re.compile(rb"HTTP/1\.[01] (\d\d\d) [^\r\n]*\r\n")
 FIXTURES = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def site(make_config, inline_pool):
-    config = make_config(web={"templates_dir": str(TEMPLATES)}, doveauth={"max_load_1m": 100})
+@pytest.fixture
+def config(make_config):
+    return make_config(web={"templates_dir": str(TEMPLATES)}, doveauth={"max_load_1m": 100})
+
+
+@pytest.fixture
+def pages(config):
+    """The rendered documents (and the index's QR code, the costly part): they
+    never change once built, so one set serves every example of a test."""
+    return Pages(config)
+
+
+def site(config, pages, inline_pool):
     clock = Clock()
-    web = Web(config, inline_pool, reactor=clock)
+    web = Web(config, inline_pool, reactor=clock, pages=pages)
     web.clock = clock
     return web
 
@@ -64,8 +77,8 @@ def send(web, data, cuts):
 @settings(max_examples=250, **FIXTURES)
 @given(st.one_of(REQUEST, st.binary(max_size=200)), st.lists(st.integers(0, 400), max_size=4))
 def test_any_request_gets_a_well_formed_answer_and_the_site_keeps_serving(
-        make_config, inline_pool, data, cuts):
-    web = site(make_config, inline_pool)
+        config, pages, inline_pool, data, cuts):
+    web = site(config, pages, inline_pool)
     proto, transport = send(web, data, cuts)
     answer = transport.value().removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")  # interim
     if answer:
