@@ -12,7 +12,6 @@ system's resolver) for each and prints `ok`, `MISSING` or `WRONG` lines;
 exit status 5 when anything is missing or wrong.
 """
 
-import asyncio
 import base64
 import hashlib
 import shlex
@@ -140,10 +139,14 @@ def lookup(resolver, name: str, rtype: str, timeout: float) -> List[str]:
     Over after `timeout` seconds: dnspython's resolver checks its lifetime only
     after the back-off between retries (0.1 s, doubling up to 2 s), so on its
     own a lookup to a silent server overran the timeout by that much."""
+    import asyncio
+
     return asyncio.run(_lookup(resolver, name, rtype, timeout))
 
 
 async def _lookup(resolver, name, rtype, timeout):
+    import asyncio
+
     import dns.exception
     import dns.resolver
 
