@@ -4,6 +4,8 @@ Against a real redis-server on loopback (tests/redisserver.py); the outage
 tests start their own server so they can kill, freeze and restart it.
 """
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,6 +126,22 @@ def test_scripts_are_reloaded_after_redis_forgets_them(store, r):
     store.accounts.create_account("scripted1@" + DOMAIN, HASH, time.time())
     r.script_flush()  # what a Redis restart does to the script cache
     assert store.accounts.create_account("scripted2@" + DOMAIN, HASH, time.time()) == HASH
+
+
+def test_the_tools_open_the_store_without_the_daemons_reactor_client(tmp_path):
+    """wire.py (hiredis, Twisted's endpoints and TLS) serves the daemons' reads;
+    chatmailctl and chatmail-expire start without importing it."""
+    (tmp_path / "c.yaml").write_text(f"mail_domain: {DOMAIN}\n"
+                                     f"mailboxes_dir: {tmp_path / 'mail'}\n"
+                                     "storage: redis://127.0.0.1:1/0\n")
+    script = ("import sys; from chatmail_services.core.config import load_config; "
+              "from chatmail_services.core.store import open_store; "
+              f"store = open_store(load_config({str(tmp_path / 'c.yaml')!r})); "
+              "print(store.backend, sorted(m for m in sys.modules if m.endswith('.wire') "
+              "or m == 'twisted.internet.endpoints'))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "redis []\n"
 
 
 def test_password_from_file(make_config, tmp_path):
