@@ -222,11 +222,10 @@ def test_parse_nameservers():
         ("127.0.0.1", 5353), ("10.0.0.1", 53), ("::1", 53), ("::1", 53)]
 
 
-def test_a_pem_key_is_converted_in_a_child_process_and_errors_name_the_file(tmp_path):
+def test_a_pem_key_is_converted_in_a_child_process_and_errors_name_the_file(keys, tmp_path):
     from chatmail_services.filtermail.dkimcheck import load_signing_key
 
-    rsa_path, _ = make_dkim_key(tmp_path, "rsa", "rsa")
-    algorithm, pem = load_signing_key(str(rsa_path))
+    algorithm, pem = load_signing_key(str(keys["rsa"][0]))  # the session's, read only
     assert algorithm == b"rsa-sha256" and pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
     garbage = tmp_path / "garbage.pem"
     garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
