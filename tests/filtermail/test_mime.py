@@ -112,7 +112,7 @@ def _not_encrypted(armored, literal):
         "headers-only": f"From: {ALICE}\r\nContent-Type: multipart/encrypted".encode(),
         "plain": f"From: {ALICE}\r\n\r\nhello\r\n".encode(),
         "no-boundary": encrypted(armored).replace(b'boundary="b0undary"', b"x=y"),
-        "garbage": bytes(random.Random(1).randrange(256) for _ in range(5000)),
+        "garbage": random.Random(1).randbytes(5000),  # one generator, not one per byte
     }
 
 
