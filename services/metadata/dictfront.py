@@ -78,13 +78,13 @@ class MetadataDict(DictHandler):
 
     def _deliver(self, tokens, addr, ops, now):
         if tokens:
-            return self._apply(addr, ops, now)
+            return self._apply(addr, ops, now, tokens)  # not read again there
         self._applied(0, ops)
         return None
 
-    def _apply(self, addr, ops, now):
+    def _apply(self, addr, ops, now, live=None):
         """The ops in the pool, durably; the commit's answer waits for them."""
-        d = self.pool.run(self.policy.apply, addr, ops, now)
+        d = self.pool.run(self.policy.apply, addr, ops, now, live)
         d.addCallback(self._applied, ops)
         return d.addErrback(self._no_account)
 

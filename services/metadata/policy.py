@@ -62,8 +62,10 @@ class PushPolicy:
         """The live tokens of `addr`, newest first."""
         return self.store.get_tokens(addr, now, self.max_age)
 
-    def apply(self, addr: str, ops: Sequence[Op], now: float) -> int:
-        """Apply a transaction's ops in order; return the notifications queued."""
+    def apply(self, addr: str, ops: Sequence[Op], now: float, live=None) -> int:
+        """Apply a transaction's ops in order; return the notifications queued.
+        `live`: the address's live tokens, when the caller has just read them
+        and no op changes them (a delivery), so they are not read again."""
         queued = 0
         for op in ops:
             if op.kind == "add":
@@ -74,13 +76,15 @@ class PushPolicy:
                 for token in self.store.get_tokens(addr, now, float("inf")):
                     self.store.remove_token(addr, token)
             elif op.kind == "messagenew":
-                queued += self.message_new(addr, now)
+                queued += self.message_new(addr, now, live)
         return queued
 
-    def message_new(self, addr: str, now: float) -> int:
-        """Queue one notification per live token, to be sent before now + deadline."""
+    def message_new(self, addr: str, now: float, live=None) -> int:
+        """Queue one notification per live token (`live`, else read now), to be
+        sent before now + deadline."""
         deadline = now + self.settings.notify_deadline
-        return self.store.enqueue_push(addr, self.tokens(addr, now), now, deadline)
+        tokens = self.tokens(addr, now) if live is None else live
+        return self.store.enqueue_push(addr, tokens, now, deadline)
 
     def token_gone(self, addr: str, token: str) -> bool:
         """The notification service says the token is dead (HTTP 410): forget it."""
