@@ -15,10 +15,9 @@ its Subject replaced on the reactor thread instead, where that work costs
 less than the thread hops around it (bench/README.md). Then for incoming mail
 the DKIM check (cheap checks first), for outgoing mail the Subject's
 replacement by ``[...]`` (`subject`) and the DKIM signing over the result,
-and what is accepted is reinjected. The
-answer is a `Refused` or Postfix's reply to the reinjection; the server turns
-it into the SMTP reply, and any exception (a failed reinjection, a store that
-cannot say) into ``451 4.3.0``.
+and what is accepted is reinjected. The answer is a `Refused` or Postfix's
+reply to the reinjection; the server turns it into the SMTP reply, and any
+exception (a failed reinjection, a store that cannot say) into ``451 4.3.0``.
 
 Metrics count messages by direction, result and the verdict's reason token;
 logs carry reasons and sizes at info level, addresses only at debug level.
