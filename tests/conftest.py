@@ -53,6 +53,18 @@ class InlinePool:
         return defer.maybeDeferred(fn, *args, **kwargs)
 
 
+class RecordingPool(InlinePool):
+    """An InlinePool that keeps the names of the jobs it ran (`ran`): which
+    work took the thread pool and which did not."""
+
+    def __init__(self):
+        self.ran = []
+
+    def run(self, fn, *args, **kwargs):
+        self.ran.append(getattr(fn, "__name__", repr(fn)))
+        return super().run(fn, *args, **kwargs)
+
+
 class HeldPool:
     """Stand-in for a thread pool whose work waits until the test lets it
     run (`release`), like threads busy hashing or writing: each call is kept

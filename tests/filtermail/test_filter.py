@@ -16,7 +16,7 @@ from chatmail_services.filtermail.reinject import ReinjectPool
 from chatmail_services.filtermail.server import SMTPServer
 from chatmail_services.filtermail.subject import minimise_subject
 
-from ..conftest import InlinePool
+from ..conftest import RecordingPool
 from .smtp_helpers import QUEUED, LoopbackEndpoint, Loopback, SinkHandler
 
 ALICE, BOB, OUTSIDE = "alice@chat.example.org", "bob@chat.example.org", "carol@example.net"
@@ -143,21 +143,12 @@ def test_a_store_that_cannot_count_makes_mail_from_451_and_nothing_passes(
     assert env.sink.received == []
 
 
-class CountingPool(InlinePool):
-    def __init__(self):
-        self.ran = []
-
-    def run(self, fn, *args, **kwargs):
-        self.ran.append(getattr(fn, "__name__", repr(fn)))
-        return super().run(fn, *args, **kwargs)
-
-
 def test_small_outgoing_mail_skips_the_pool_and_big_mail_takes_it(env, eml):
     """Under INLINE_MAX, the rate check (files store: memory), the parse, the
     judge and the Subject's replacement run at once; a bigger message is
     parsed, judged and rewritten in the pool. Both arrive unchanged (their
     Subject is already hidden)."""
-    pool = CountingPool()
+    pool = RecordingPool()
     limiter = SendRateLimit(env.store.send_rate, 60, 100)
     proto = env.server("outgoing", pool=pool, limiter=limiter,
                        rewrite=minimise_subject, inline_max=INLINE_MAX)

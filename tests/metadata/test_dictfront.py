@@ -12,7 +12,7 @@ from chatmail_services.core.dictproto import DictServerFactory
 from chatmail_services.metadata.dictfront import MetadataDict
 from chatmail_services.metadata.serverkeys import ServerKeys
 
-from ..conftest import InlinePool
+from ..conftest import RecordingPool
 
 from .conftest import T0
 
@@ -101,17 +101,6 @@ def test_messagenew_without_tokens_queues_nothing(wire):
     p = wire()
     assert p.commit(("S", NEW_KEY, "")) == "O1\n"
     assert p.poster.posted == [] and p.queued() == []
-
-
-class RecordingPool(InlinePool):
-    """Runs each job at once, as InlinePool, and keeps the names of what it ran."""
-
-    def __init__(self):
-        self.ran = []
-
-    def run(self, fn, *args, **kwargs):
-        self.ran.append(fn.__name__)
-        return super().run(fn, *args, **kwargs)
 
 
 def test_a_delivery_to_an_address_without_tokens_never_waits_for_the_pool(wire):
