@@ -141,17 +141,12 @@ def lookup(resolver, name: str, rtype: str, timeout: float) -> List[str]:
     own a lookup to a silent server overran the timeout by that much."""
     import asyncio
 
-    return asyncio.run(_lookup(resolver, name, rtype, timeout))
-
-
-async def _lookup(resolver, name, rtype, timeout):
-    import asyncio
-
     import dns.exception
     import dns.resolver
 
+    query = resolver.resolve(name, rtype, search=False)
     try:
-        answer = await asyncio.wait_for(resolver.resolve(name, rtype, search=False), timeout)
+        answer = asyncio.run(asyncio.wait_for(query, timeout))
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     except asyncio.TimeoutError:
