@@ -144,8 +144,10 @@ class Sink:
 
     def __init__(self):
         self.arrived = {}  # message id -> [sha256, ...]
+        self.open = {}  # the serving task of each open connection -> its writer
 
     async def serve(self, reader, writer):
+        self.open[asyncio.current_task()] = writer
         writer.write(b"220 sink.bench.test ESMTP\r\n")
         try:
             while line := await reader.readline():
@@ -165,7 +167,18 @@ class Sink:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        finally:
+            del self.open[asyncio.current_task()]
         writer.close()
+
+    async def close(self):
+        """End the connections the filter keeps open for its next message: each
+        task then sees the end of its input and returns. Cancelled instead at
+        the loop's end, each would print a CancelledError traceback (Python 3.11)."""
+        tasks = list(self.open)
+        for writer in self.open.values():
+            writer.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def record(self, data: bytes):
         message = data[:-3]  # the CRLF before "." belongs to the message
@@ -208,6 +221,7 @@ async def run(args):
     await asyncio.sleep(0.2)
     after = sample(args.pid) if args.pid else None
     server.close()
+    await sink.close()
     report(args, results, errors, elapsed, sink, before, after)
 
 
