@@ -117,7 +117,7 @@ def summarize(args, scenario, stats):
         "mode": "fresh" if args.fresh else "persistent", "concurrency": args.concurrency,
         "dovecot": args.dovecot, "requests": stats.completed, "elapsed_s": round(elapsed, 3),
         "rps": round(stats.completed / elapsed, 1), "latency_ms": ms,
-        "replies": {k: stats.replies[k] for k in ("O", "N", "F", "other")},
+        "replies": {k: stats.replies[k] for k in ("O", "N", "F", "wrong", "other")},
         "errors": sum(stats.errors.values()), "error_types": dict(stats.errors),
         "rows": stats.rows, "client_cpu_pct": round(100 * stats.client_cpu / elapsed, 1),
     }
@@ -146,7 +146,8 @@ def render(result):
         f"  connections {result['concurrency']}  target {result['target']}",
         f"requests  {result['requests']} in {result['elapsed_s']} s = {result['rps']} req/s",
         "latency   " + "  ".join(f"{k} {'-' if v is None else v} ms" for k, v in lat.items()),
-        f"replies   O {rep['O']}  N {rep['N']}  F {rep['F']}  other {rep['other']}"
+        f"replies   O {rep['O']}  N {rep['N']}  F {rep['F']}  wrong {rep['wrong']}  "
+        f"other {rep['other']}"
         f"  errors {result['errors']} {result['error_types'] or ''}".rstrip(),
     ]
     if result["rows"]:

@@ -53,6 +53,9 @@ def format_line(command, *fields):
 class Lookup:
     key: str
     user: str
+    # A text every O answer must hold, e.g. the account's home for its address:
+    # an answer meant for another request counts as "wrong", not as an O.
+    expect: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,13 @@ def parse_target(target):
     return "unix", target.removeprefix("unix:")
 
 
-def reply_kind(line):
-    """Classify a reply line by its first character: O, N, F or other."""
+def reply_kind(line, expect=""):
+    """Classify a reply line by its first character: O, N, F or other; an O
+    without the text `expect` is "wrong"."""
     kind = line[:1]
-    return kind if kind in ("O", "N", "F") else "other"
+    if kind == "O":
+        return "wrong" if expect not in line else "O"
+    return kind if kind in ("N", "F") else "other"
 
 
 class DictClient:
@@ -122,17 +128,17 @@ class DictClient:
     async def perform(self, op):
         """Send one operation and consume its whole reply -> (kind, rows)."""
         match op:
-            case Lookup(key=key, user=user):
-                return await self._request(format_line("L", key, user))
+            case Lookup(key=key, user=user, expect=expect):
+                return await self._request(format_line("L", key, user), expect)
             case Transaction():
                 return await self._transaction(op)
             case Iterate():
                 return await self._iterate(op)
         raise TypeError(f"unknown operation {op!r}")
 
-    async def _request(self, data):
+    async def _request(self, data, expect=""):
         self.writer.write(data)
-        return reply_kind(await self.read_line()), 0
+        return reply_kind(await self.read_line(), expect), 0
 
     async def _transaction(self, op):
         tid = str(self.next_id)

@@ -56,10 +56,16 @@ def fresh_account(rng, domain):
     return Account(f"{local}@{domain}", password)
 
 
+def home_of(addr):
+    """What the JSON answer for `addr` holds on both sides: its home, which ends
+    in the address (`"home": ".../<addr>"`)."""
+    return f'/{addr}"'
+
+
 def passdb_lookup(account):
     """The lookup that logs in, and creates the account if it is new."""
     key = f'shared/passdb/{percent_e(account.password)}"{percent_e(account.addr)}'
-    return Lookup(key, account.addr)
+    return Lookup(key, account.addr, home_of(account.addr))
 
 
 def creation_ops(accounts):
@@ -86,7 +92,7 @@ def _passdb_create(ctx):
 def _userdb(ctx):
     def next_op():
         addr = pick(ctx).addr
-        return Lookup(f"shared/userdb/{addr}", addr)
+        return Lookup(f"shared/userdb/{addr}", addr, home_of(addr))
 
     return next_op
 
