@@ -36,8 +36,8 @@ MATRIX = [
     ("lastlogin", 10, True, "lastlogin"),
 ]
 
-HEADER = ("| scenario | mode | conns | requests | req/s | p50 ms | p90 ms | p99 ms"
-          " | max ms | O / N / F / err | daemon CPU µs/req | daemon RSS idle → loaded MiB |")
+HEADER = ("| scenario | mode | conns | requests | req/s | p50 ms | p90 ms | p99 ms | max ms"
+          " | O / N / F / wrong / err | daemon CPU µs/req | daemon RSS idle → loaded MiB |")
 
 
 def parse_args(argv=None):
@@ -100,7 +100,8 @@ def row(cell, result):
     lat, rep, d = result["latency_ms"], result["replies"], result["daemon"]
     cells = [scenario, mode, conns, result["requests"], result["rps"],
              *(_num(lat[k]) for k in ("p50", "p90", "p99", "max")),
-             f"{rep['O']} / {rep['N']} / {rep['F']} / {result['errors'] + rep['other']}",
+             f"{rep['O']} / {rep['N']} / {rep['F']} / {rep.get('wrong', 0)} / "
+             f"{result['errors'] + rep['other']}",
              _num(d and d["cpu_us_per_request"]), _rss(d)]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
