@@ -43,7 +43,17 @@ class DictTap:
             except OSError:
                 return
             upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(str(self.real))
+            try:
+                upstream.connect(str(self.real))
+            except FileNotFoundError:
+                # Accepted just before close() gave the daemon its name back:
+                # forward this last one there, so the client loses nothing.
+                try:
+                    upstream.connect(str(self.path))
+                except OSError:
+                    upstream.close()
+                    client.close()
+                    continue
             record = bytearray()
             with self.lock:
                 self.sent.append(record)
