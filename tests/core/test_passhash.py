@@ -49,3 +49,10 @@ def test_salts_are_fresh_and_of_the_crypt_alphabet():
     salts = {passhash.new_salt() for _ in range(20)}
     assert len(salts) == 20
     assert all(len(s) == 16 and set(s) <= set(passhash._SALT_CHARS) for s in salts)
+
+
+def test_every_character_of_the_alphabet_turns_up_in_salts():
+    # 3200 characters: a character the mapping never picks would be missing,
+    # while a fair pick misses one with odds of about 64 * (63/64)**3200, 1e-20.
+    seen = set("".join(passhash.new_salt() for _ in range(200)))
+    assert seen == set(passhash._SALT_CHARS)
