@@ -84,7 +84,14 @@ class AccountLookups:
     def _create_unless_found(self, found, addr, password):
         if found is not None:
             return found
-        return self.create_pool.run(self.policy.create, addr, password)
+        d = self.create_pool.run(self.policy.prepare, addr, password)
+        return d.addCallback(self._store_new, addr)
+
+    def _store_new(self, prepared, addr):
+        """The hash `prepare` made, stored in the pool (policy.py says why)."""
+        if not isinstance(prepared, str):  # a refusal
+            return prepared
+        return self.pool.run(self.policy.store_new, addr, prepared)
 
     def _passdb_answer(self, result):
         LAST_SUCCESS.mark()

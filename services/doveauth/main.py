@@ -13,9 +13,11 @@ from ..core.store import open_store
 from .dictfront import AuthDict
 from .policy import AccountPolicy
 
-# The creation threads' priority, below the daemon's: the lowest there is.
+# The hashing threads' priority, below the daemon's: the lowest there is.
 # With idle CPUs they hash at full speed; when logins keep the CPUs busy,
 # account creations slow down (measured in bench/README.md) rather than them.
+# They check admission and hash; the new account is written in `pool`
+# (doveauth/policy.py, `prepare` and `store_new`).
 CREATE_NICE = 19
 
 

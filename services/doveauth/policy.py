@@ -77,12 +77,27 @@ class AccountPolicy:
 
     def create(self, addr: str, password: str) -> PassdbResult:
         """Create the account of a checked, unknown address if admission allows."""
+        prepared = self.prepare(addr, password)
+        if isinstance(prepared, PassdbResult):
+            return prepared
+        return self.store_new(addr, prepared)
+
+    # `create` in two steps, for two pools: `prepare` in the hashing threads,
+    # which run at the lowest CPU priority; `store_new` at the daemon's own.
+    # A thread at nice 19 that takes the GIL back after a system call may be
+    # preempted holding it, and the reactor then waits for it: so the file or
+    # Redis writes, a dozen system calls, are not made there.
+    def prepare(self, addr: str, password: str):
+        """The refusal (a PassdbResult), or the hash to store: admission, then hashing."""
         refusal = self.admission(addr, password)
         if refusal is not None:
             return PassdbResult(refusal=refusal)
+        return self.hasher(password)
+
+    def store_new(self, addr: str, hashed: str) -> PassdbResult:
         # Hash first, then create: under concurrent first logins the store
         # keeps exactly one hash and returns it to every caller.
-        stored = self.accounts.create_account(addr, self.hasher(password), self.clock())
+        stored = self.accounts.create_account(addr, hashed, self.clock())
         return PassdbResult(fields=dict(self.userdb_fields(addr), password=stored),
                             created=True)
 

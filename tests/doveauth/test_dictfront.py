@@ -135,16 +135,21 @@ def test_userdb_store_failure_answers_f(wire, new_addr, tmp_path):
 
 def test_inline_lookup_answers_behind_a_pending_creation_in_order(make_config, new_addr):
     policy, existing = policy_with_account(make_config, new_addr)
-    held = HeldPool()
-    proto = DictServerFactory(AuthDict(policy, held, held)).buildProtocol(None)
+    pool, hashing = HeldPool(), HeldPool()
+    proto = DictServerFactory(AuthDict(policy, pool, hashing)).buildProtocol(None)
     proto.makeConnection(StringTransport())
-    proto.dataReceived((passdb_key("secret-password", new_addr()) + "\n").encode())
+    newcomer = new_addr()
+    proto.dataReceived((passdb_key("secret-password", newcomer) + "\n").encode())
     proto.dataReceived((passdb_key("secret-password", existing) + "\n").encode())
-    assert proto.transport.value() == b"" and len(held.pending) == 1  # read inline, held
-    d, fn, args = held.pending[0]
-    d.callback(fn(*args))
+    # read inline; the creation waits for a hashing thread
+    assert proto.transport.value() == b"" and len(hashing.pending) == 1 and not pool.pending
+    hashing.release()
+    # hashed: the account is written in the daemon's pool, not by the hashing thread
+    assert [fn.__name__ for _, fn, _ in pool.pending] == ["store_new"] and not hashing.pending
+    assert proto.transport.value() == b""
+    pool.release()
     first, second = proto.transport.value().decode().splitlines()
-    assert json.loads(first[1:])["home"].endswith(args[0])
+    assert json.loads(first[1:])["home"].endswith(newcomer)
     assert json.loads(second[1:])["home"].endswith(existing)
 
 
