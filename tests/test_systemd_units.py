@@ -98,9 +98,10 @@ def test_the_drop_ins_for_debians_units_verify_silently(tmp_path, unit, template
 
 @pytest.mark.parametrize("name", ["chatmail-doveauth.service", "chatmail-relayd.service"])
 def test_doveauth_may_lower_its_creation_threads_priority(name):
-    """runner.BlockingPool(nice=) calls setpriority, which `~@resources` denies;
-    an allow line after the deny takes it back (systemd.exec, SystemCallFilter)."""
+    """runner.BlockingPool(nice=, idle=) calls setpriority and sched_setscheduler,
+    which `~@resources` denies; an allow line after the deny takes them back
+    (systemd.exec, SystemCallFilter)."""
     filters = [line.split("=", 1)[1] for line in (ROOT / "systemd" / name).read_text().splitlines()
                if line.startswith("SystemCallFilter=")]
     assert filters[0] == "@system-service" and "@resources" in filters[1]
-    assert filters[2:] == ["setpriority"]
+    assert filters[2:] == ["setpriority sched_setscheduler"]

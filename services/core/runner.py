@@ -114,9 +114,10 @@ class Daemon(MultiService):
         self.setName(name)
         self.exit_status = 0
 
-    def pool(self, size: int, name: str = "", nice: int = 0) -> "BlockingPool":
+    def pool(self, size: int, name: str = "", nice: int = 0,
+             idle: bool = False) -> "BlockingPool":
         """A thread pool started and stopped with the daemon."""
-        pool = BlockingPool(self.reactor, size, name or self.name, nice)
+        pool = BlockingPool(self.reactor, size, name or self.name, nice, idle)
         pool.setServiceParent(self)
         return pool
 

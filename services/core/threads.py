@@ -34,10 +34,13 @@ class BlockingPool(Service):
     `nice` > 0 runs its threads at that much lower CPU priority than the
     process (setpriority(2) on each thread): work that may wait, such as
     hashing a burst of new accounts, then yields the CPUs to the reactor.
+    `idle` also puts them under SCHED_IDLE (sched(7)): they run only on a
+    CPU that nothing else of normal priority wants at that moment.
     """
 
-    def __init__(self, reactor, size: int, name: str, nice: int = 0):
+    def __init__(self, reactor, size: int, name: str, nice: int = 0, idle: bool = False):
         self.reactor, self.size, self.thread_name, self.nice = reactor, size, name, nice
+        self.idle = idle
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = []
@@ -91,11 +94,17 @@ class BlockingPool(Service):
 
     # -- in the pool's threads ----------------------------------------------
     def _work(self):
+        tid = threading.get_native_id()
         if self.nice:
             try:
                 level = min(19, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), level)
+                os.setpriority(os.PRIO_PROCESS, tid, level)
             except OSError:  # lowering is always allowed; a sandbox may still refuse
+                pass
+        if self.idle:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            except OSError:  # as above: the nice value alone then
                 pass
         while True:
             with self._lock:

@@ -13,9 +13,10 @@ from ..core.store import open_store
 from .dictfront import AuthDict
 from .policy import AccountPolicy
 
-# The hashing threads' priority, below the daemon's: the lowest there is.
-# With idle CPUs they hash at full speed; when logins keep the CPUs busy,
-# account creations slow down (measured in bench/README.md) rather than them.
+# The hashing threads' priority, below the daemon's: the lowest there is,
+# nice 19 and SCHED_IDLE. With idle CPUs they hash at full speed; when logins
+# keep the CPUs busy, account creations slow down (measured in
+# bench/README.md) rather than them.
 # They check admission and hash; the new account is written in `pool`
 # (doveauth/policy.py, `prepare` and `store_new`).
 CREATE_NICE = 19
@@ -27,7 +28,7 @@ def make_service(config, reactor, args=None) -> Daemon:
     # apart and at a lower CPU priority, so that logins of existing accounts
     # neither queue nor starve behind a burst of password hashing
     pool, create_pool = daemon.pool(settings.threads), daemon.pool(
-        settings.create_threads or cpus(), "doveauth-create", nice=CREATE_NICE)
+        settings.create_threads or cpus(), "doveauth-create", nice=CREATE_NICE, idle=True)
     store = open_store(config)
     policy = AccountPolicy(config, store.accounts, registration=store.registration,
                            reads=store_reads(store, pool, reactor).accounts)

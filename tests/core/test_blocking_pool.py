@@ -15,12 +15,16 @@ def own_priority():
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
-def priorities(nice):
-    """The priority its threads run at, for a few jobs of a pool at `nice`."""
+def own_policy():
+    return os.sched_getscheduler(threading.get_native_id())
+
+
+def priorities(nice, idle=False, probe=own_priority):
+    """What `probe` says in its threads, for a few jobs of a pool at `nice`."""
     def run(reactor):
-        pool = BlockingPool(reactor, 2, "test", nice=nice)
+        pool = BlockingPool(reactor, 2, "test", nice=nice, idle=idle)
         pool.startService()
-        d = defer.gatherResults([pool.run(own_priority) for _ in range(6)])
+        d = defer.gatherResults([pool.run(probe) for _ in range(6)])
         return d.addBoth(lambda result: (pool.stopService(), result)[1])
     return set(on_reactor(run))
 
@@ -30,6 +34,15 @@ def test_a_nice_pool_runs_its_jobs_at_a_lower_priority_than_the_process():
     assert priorities(5) == {min(19, base + 5)}
     assert priorities(0) == {base}
     assert own_priority() == base  # the caller's thread is untouched
+
+
+def test_an_idle_pool_runs_its_jobs_under_sched_idle():
+    base = own_policy()
+    assert base != os.SCHED_IDLE
+    assert priorities(19, idle=True, probe=own_policy) == {os.SCHED_IDLE}
+    assert priorities(19, idle=True) == {19}  # and at nice 19 too
+    assert priorities(19, probe=own_policy) == {base}
+    assert own_policy() == base
 
 
 def test_results_and_failures_fire_on_the_reactor_thread():

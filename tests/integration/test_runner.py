@@ -145,18 +145,28 @@ def test_daemons_without_tls_connections_run_without_pyopenssl(tmp_path):
             proc.wait(timeout=20)
 
 
-def thread_nices(pid: int) -> dict:
-    """Each thread's nice value, from field 19 of /proc/PID/task/TID/stat."""
-    nices = {}
+def thread_stats(pid: int, field: int) -> dict:
+    """Each thread's `field` (numbered as in proc(5)) of /proc/PID/task/TID/stat."""
+    values = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         stat = (task / "stat").read_text()
-        nices[int(task.name)] = int(stat.rsplit(")", 1)[1].split()[16])
-    return nices
+        values[int(task.name)] = int(stat.rsplit(")", 1)[1].split()[field - 3])
+    return values
+
+
+def thread_nices(pid: int) -> dict:
+    return thread_stats(pid, 19)
+
+
+def thread_policies(pid: int) -> dict:
+    """Each thread's scheduling policy (os.SCHED_*)."""
+    return thread_stats(pid, 41)
 
 
 def test_account_creation_hashes_at_the_lowest_cpu_priority(tmp_path):
-    """doveauth's creation threads run at nice 19 so that a burst of new
-    accounts yields the CPUs to logins; the reactor thread keeps its own."""
+    """doveauth's hashing threads run at nice 19 and under SCHED_IDLE so that
+    a burst of new accounts yields the CPUs to logins; the reactor thread
+    keeps its own priority and policy."""
     config = write_config(tmp_path)
     proc = subprocess.Popen([BIN / "chatmail-doveauth", "--config", config],
                             stderr=subprocess.PIPE, text=True)
@@ -167,9 +177,12 @@ def test_account_creation_hashes_at_the_lowest_cpu_priority(tmp_path):
         reply = dict_request(str(tmp_path / "auth.socket"),
                              f'Lshared/passdb/a-long-password-1"{addr}\t{addr}')
         assert reply.startswith('O{"home"'), reply
-        after = thread_nices(proc.pid)
+        after, policies = thread_nices(proc.pid), thread_policies(proc.pid)
         assert after[proc.pid] == before[proc.pid] == os.getpriority(os.PRIO_PROCESS, 0)
         assert 19 in after.values() and 19 not in before.values()
+        hashing = [tid for tid, nice in after.items() if nice == 19]
+        assert {policies[tid] for tid in hashing} == {os.SCHED_IDLE}
+        assert policies[proc.pid] == os.sched_getscheduler(0) != os.SCHED_IDLE
     finally:
         proc.terminate()
         proc.wait(timeout=20)
