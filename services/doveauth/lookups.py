@@ -18,6 +18,7 @@ from ..core.failures import Temporary
 from ..core.logsafe import REPEATED
 from ..core.inline import then
 from ..core.metrics import LastSuccess, timed, timed_call
+from .policy import PassdbResult
 
 LOOKUPS = Counter("chatmail_doveauth_lookups_total", "Lookups answered by doveauth",
                   ["db", "result"])
@@ -89,7 +90,7 @@ class AccountLookups:
 
     def _store_new(self, prepared, addr):
         """The hash `prepare` made, stored in the pool (policy.py says why)."""
-        if not isinstance(prepared, str):  # a refusal
+        if isinstance(prepared, PassdbResult):  # a refusal
             return prepared
         return self.pool.run(self.policy.store_new, addr, prepared)
 
