@@ -199,7 +199,7 @@ async def run(args):
     before = sample(args.pid) if args.pid else None
     results, errors, counter = [], [], iter(range(10 ** 9))
     deadline = time.monotonic() + args.duration
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), _own_cpu()
 
     async def worker():
         while time.monotonic() < deadline:
@@ -218,14 +218,20 @@ async def run(args):
 
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     elapsed = time.monotonic() - started
+    client_cpu = _own_cpu() - cpu_before
     await asyncio.sleep(0.2)
     after = sample(args.pid) if args.pid else None
     server.close()
     await sink.close()
-    report(args, results, errors, elapsed, sink, before, after)
+    report(args, results, errors, elapsed, sink, before, after, client_cpu)
 
 
-def report(args, results, errors, elapsed, sink, before, after):
+def _own_cpu():
+    times = os.times()
+    return times.user + times.system
+
+
+def report(args, results, errors, elapsed, sink, before, after, client_cpu):
     latencies = sorted(r[1] for r in results)
 
     def pct(p):
@@ -251,6 +257,9 @@ def report(args, results, errors, elapsed, sink, before, after):
         cpu = (after.cpu_seconds - before.cpu_seconds) / max(n, 1) * 1000
         print(f"daemon    CPU {cpu:.2f} ms/message; RSS {before.rss_kib / 1024:.1f} -> "
               f"{after.rss_kib / 1024:.1f} MiB, HWM {after.hwm_kib / 1024:.1f} MiB")
+    client_pct = 100 * client_cpu / elapsed
+    print(f"client    {client_pct:.1f}% of one CPU, the sink included"
+          + (" (saturated: the rate is a lower bound)" if client_pct > 90 else ""))
     ok = not (missing or duplicated or changed or unexpected or errors)
     print("check     " + ("OK" if ok else "FAILED"))
     if args.json:
@@ -259,6 +268,7 @@ def report(args, results, errors, elapsed, sink, before, after):
             "latency_ms": {"p50": round(pct(50), 1), "p99": round(pct(99), 1),
                            "max": round(latencies[-1] * 1000, 1)} if latencies else None,
             "replies": codes, "errors": len(errors), "check_ok": ok,
+            "client_cpu_pct": round(client_pct, 1),
             "daemon": None if not (before and after) else {
                 "cpu_ms_per_message": round(cpu, 2), "rss_before_kib": before.rss_kib,
                 "rss_after_kib": after.rss_kib, "hwm_kib": after.hwm_kib}}, sort_keys=True))
