@@ -56,25 +56,37 @@ def _fmt(fmt, value):
     return "-" if value is None else fmt.format(value)
 
 
-def render(ours_runs, ref_runs):
-    """Markdown: one row per scenario; medians; ratio per figure."""
-    with_ref = bool(ref_runs)
-    head = "| scenario | reference | ours | ratio |" if with_ref else "| scenario | ours |"
-    lines = [head, "|---|---|---|---|" if with_ref else "|---|---|"]
+def render(ours_runs, ref_runs, floor_runs=()):
+    """Markdown: one row per scenario; medians; ratio per figure. With
+    ``floor_runs`` (bench/floor.py, a server that does no work), two more
+    columns for the dict cells: its figures, and its ratio to the reference,
+    the most any server could show here."""
+    with_ref, with_floor = bool(ref_runs), bool(floor_runs)
+    head = ["scenario"] + (["reference"] if with_ref else []) + ["ours"]
+    head += (["ratio"] if with_ref else []) + (["floor"] if with_floor else [])
+    head += ["floor / reference"] if with_ref and with_floor else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, keys, fmt in ROWS:
         ours = [median(ours_runs, k) for k in keys]
         if all(v is None for v in ours) and not with_ref:
             continue
-        cell_ours = " / ".join(_fmt(fmt, v) for v in ours)
-        if not with_ref:
-            lines.append(f"| {label} | {cell_ours} |")
-            continue
         ref = [median(ref_runs, k) for k in keys]
-        ratios = [None if not (o and r) else o / r for o, r in zip(ours, ref)]
-        cell_ref = " / ".join(_fmt(fmt, v) for v in ref)
-        lines.append(f"| {label} | {cell_ref} | {cell_ours} | "
-                     f"{' / '.join(_fmt('{:.2f}', x) for x in ratios)} |")
+        floor = [median(floor_runs, k) for k in keys]
+        cells = [label] + ([_figures(fmt, ref)] if with_ref else []) + [_figures(fmt, ours)]
+        cells += [_ratios(ours, ref)] if with_ref else []
+        cells += [_figures(fmt, floor)] if with_floor else []
+        cells += [_ratios(floor, ref)] if with_ref and with_floor else []
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _figures(fmt, values):
+    return " / ".join(_fmt(fmt, v) for v in values)
+
+
+def _ratios(top, bottom):
+    return " / ".join(_fmt("{:.2f}", None if not (t and b) else t / b)
+                      for t, b in zip(top, bottom))
 
 
 def render_runs(name, runs):

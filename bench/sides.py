@@ -1,4 +1,5 @@
-"""The two implementations ``bench/compare`` runs side by side: ours and the reference.
+"""The implementations ``bench/compare`` runs side by side: ours, the reference,
+and with ``--floor`` a dict server that does no work (bench/floor.py).
 
 A side writes its own configuration into its own directory (mailboxes, UNIX
 sockets, logs), starts one daemon at a time and says where it listens. Both
@@ -43,6 +44,11 @@ class Side:
     """What both sides share: ports, directories, start/stop and readiness."""
 
     name = "?"
+    kinds = KINDS  # the daemons it runs
+    only = None  # the phases it takes part in (None: all)
+
+    def serves(self, phase) -> bool:
+        return self.only is None or phase.__name__ in self.only
 
     def __init__(self, workdir: Path, sink):
         self.dir = Path(workdir) / self.name
@@ -232,3 +238,22 @@ def find_filtermail(venv: Path):
         if (lib / "chatmaild" / "filtermail.py").exists():
             return lib
     return None
+
+
+class Floor(Side):
+    """bench/floor.py in place of each dict daemon: a server that does no work,
+    on Twisted's reactor (``threads``: a blocking thread per connection). Its
+    figures are the most any server reaches under the same load tools here."""
+
+    name = "floor"
+    kinds = ("doveauth", "lastlogin", "metadata")
+    only = {"setup_accounts", "passdb1", "passdb10", "passdb50", "userdb10", "lastlogin1",
+            "lastlogin10", "md_set10", "md_lookup10", "md_new10"}
+
+    def __init__(self, workdir, sink, python: str, threads: bool = False):
+        super().__init__(workdir, sink)
+        self.python, self.threads = python, threads
+
+    def command(self, kind):
+        return [self.python, str(Path(__file__).resolve().parent / "floor.py"),
+                self.socket(kind)] + (["--threads"] if self.threads else [])
