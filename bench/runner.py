@@ -181,7 +181,7 @@ def _worker(writer, settings, next_op, reseed, i, share):
 
 
 def merged(parts):
-    """One Stats from several processes' (CPU added up, the longest elapsed)."""
+    """The Stats of several processes as one: CPU added up, the longest elapsed."""
     out = Stats()
     for part in parts:
         out.latencies += part.latencies
