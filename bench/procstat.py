@@ -18,6 +18,12 @@ class Sample:
     hwm_kib: int
 
 
+def own_cpu_seconds():
+    """This process's own user + system CPU time (a load tool's cost)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def cpu_seconds(pid):
     """utime + stime of ``pid`` in seconds."""
     with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:

@@ -8,12 +8,12 @@ whatever the server does.
 
 import asyncio
 import multiprocessing
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from dictwire import DictClient
+from procstat import own_cpu_seconds
 
 # What a misbehaving or absent server can make a request raise. asyncio's
 # TimeoutError and ConnectionError are OSErrors; readline raises ValueError
@@ -133,14 +133,14 @@ async def run_phase(settings, next_op, *, concurrency, fresh, total, duration):
     stats = Stats()
     clients = [None] * concurrency if fresh else await open_clients(settings, concurrency, stats)
     budget = Budget(total, duration)
-    cpu_before, started = _own_cpu(), time.perf_counter()
+    cpu_before, started = own_cpu_seconds(), time.perf_counter()
     if fresh:
         loops = [fresh_worker(next_op, budget, settings, stats) for _ in clients]
     else:
         loops = [persistent_worker(c, next_op, budget, settings, stats) for c in clients]
     await asyncio.gather(*loops)
     stats.elapsed = time.perf_counter() - started
-    stats.client_cpu = _own_cpu() - cpu_before
+    stats.client_cpu = own_cpu_seconds() - cpu_before
     return stats
 
 
@@ -191,8 +191,3 @@ def merged(parts):
         out.elapsed = max(out.elapsed, part.elapsed)
         out.client_cpu += part.client_cpu
     return out
-
-
-def _own_cpu():
-    times = os.times()
-    return times.user + times.system

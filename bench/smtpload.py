@@ -24,7 +24,7 @@ import os
 import re
 import time
 
-from procstat import sample
+from procstat import own_cpu_seconds, sample
 
 DOMAIN = "chat.example.org"
 BOUNDARY = "benchbenchbenchbench"
@@ -199,7 +199,7 @@ async def run(args):
     before = sample(args.pid) if args.pid else None
     results, errors, counter = [], [], iter(range(10 ** 9))
     deadline = time.monotonic() + args.duration
-    started, cpu_before = time.monotonic(), _own_cpu()
+    started, cpu_before = time.monotonic(), own_cpu_seconds()
 
     async def worker():
         while time.monotonic() < deadline:
@@ -218,17 +218,12 @@ async def run(args):
 
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     elapsed = time.monotonic() - started
-    client_cpu = _own_cpu() - cpu_before
+    client_cpu = own_cpu_seconds() - cpu_before
     await asyncio.sleep(0.2)
     after = sample(args.pid) if args.pid else None
     server.close()
     await sink.close()
     report(args, results, errors, elapsed, sink, before, after, client_cpu)
-
-
-def _own_cpu():
-    times = os.times()
-    return times.user + times.system
 
 
 def report(args, results, errors, elapsed, sink, before, after, client_cpu):
